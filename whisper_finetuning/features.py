@@ -1,0 +1,41 @@
+"""Whisper's log-mel features, identical to `WhisperFeatureExtractor` but without transforming the silent padding.
+
+The feature extractor pads every clip to 30 s and runs the STFT over all of it, so a 4 s clip costs as much as a
+30 s one. The frames that only see padding have a known value (log10 of the 1e-10 floor), so we transform the real
+audio plus `n_fft` zeros (which makes the frames at the border and the reflect padding exactly what the full
+transform sees) and fill in the rest. Same torch operations on the same samples: bit-identical output.
+"""
+
+import numpy as np
+import torch
+
+SILENCE = float(np.log10(1e-10))  # log-mel of a frame of zeros, before the dynamic-range clamp
+
+
+class LogMelExtractor:
+    def __init__(self, feature_extractor):
+        self.n_fft = feature_extractor.n_fft
+        self.hop_length = feature_extractor.hop_length
+        self.n_samples = feature_extractor.n_samples  # 30 s
+        self.n_frames = feature_extractor.nb_max_frames
+        self.num_mel_bins = feature_extractor.feature_size  # 80, or 128 for large-v3
+        self.window = torch.hann_window(self.n_fft)
+        self.mel_filters = torch.from_numpy(feature_extractor.mel_filters).to(torch.float32)
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        """float32 [num_mel_bins, n_frames] for one 16 kHz clip (clips over 30 s are cut, as the extractor does)."""
+        waveform = np.asarray(waveform, dtype=np.float32)[: self.n_samples]
+        length = min(len(waveform) + self.n_fft, self.n_samples)
+        padded = np.zeros(length, dtype=np.float32)
+        padded[: len(waveform)] = waveform
+        stft = torch.stft(torch.from_numpy(padded), self.n_fft, self.hop_length, window=self.window,
+                          return_complex=True)
+        frames = min(stft.shape[-1], self.n_frames)
+        magnitudes = (stft[..., :frames].abs() ** 2).contiguous()
+        log_spec = torch.full((self.num_mel_bins, self.n_frames), SILENCE)
+        log_spec[:, :frames] = torch.clamp(self.mel_filters.T @ magnitudes, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return ((log_spec + 4.0) / 4.0).numpy()
+
+    def batch(self, waveforms: list[np.ndarray]) -> np.ndarray:
+        return np.stack([self(w) for w in waveforms])

@@ -1,0 +1,110 @@
+"""Turn rows (see `sources`) into model inputs: decode, resample, filter, log-mel, tokenize; count what is skipped.
+
+Every skipped sample is counted by reason (empty text, unreadable audio, too short, too long, labels longer than
+the decoder's positions), and the samples each dataset contributed are counted too; `report()` logs both. A broken
+file never stops a run, but a run where more than `max_failure_fraction` of the audio fails to decode stops with an
+error, since that is a wrong path or a missing codec, not a few bad files.
+"""
+
+import io
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import soundfile
+
+from .audio import SAMPLING_RATE, AudioError, load_audio, to_model_rate
+from .features import LogMelExtractor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FilterSettings:
+    min_duration_in_seconds: float = 0.0
+    max_duration_in_seconds: float = 30.0  # Whisper sees 30 s windows; longer clips would be cut silently
+    max_label_length: int = 448  # the decoder's positions (model.config.max_target_positions), not config.max_length
+    max_failure_fraction: float = 0.05
+    min_samples_for_failure_check: int = 100
+
+
+@dataclass
+class PipelineStats:
+    kept: Counter = field(default_factory=Counter)  # per dataset
+    skipped: Counter = field(default_factory=Counter)  # per reason
+    unreadable: list = field(default_factory=list)  # (path, error), the first 20
+
+
+def decode_row_audio(audio: dict) -> np.ndarray:
+    """16 kHz mono float32 from a row's {"path", "bytes"}."""
+    if audio.get("bytes"):
+        try:
+            samples, rate = soundfile.read(io.BytesIO(audio["bytes"]), dtype="float32")
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise AudioError(f"cannot decode the audio bytes of {audio.get('path') or 'a sample'}: {error}") from error
+        if samples.size == 0:
+            raise AudioError(f"audio of {audio.get('path') or 'a sample'} holds no samples")
+        return to_model_rate(samples, rate)
+    if not audio.get("path"):
+        raise AudioError("sample has neither audio bytes nor a path")
+    return load_audio(audio["path"])
+
+
+class Preprocessor:
+    """Callable for `IterableDataset.map`: adds input_features, labels and skip_reason ("" when kept)."""
+
+    def __init__(self, processor, settings: FilterSettings | None = None, normalize_text=None):
+        self.tokenizer = processor.tokenizer
+        self.log_mel = LogMelExtractor(processor.feature_extractor)
+        self.settings = settings or FilterSettings()
+        self.normalize_text = normalize_text or (lambda text: text)
+        self.stats = PipelineStats()
+
+    def _skip(self, row: dict, reason: str) -> dict:
+        self.stats.skipped[reason] += 1
+        return {"input_features": None, "labels": None, "input_length": 0.0, "skip_reason": reason}
+
+    def __call__(self, row: dict) -> dict:
+        settings = self.settings
+        text = self.normalize_text(row["text"] or "").strip()
+        if not text:
+            return self._skip(row, "empty text")
+        try:
+            audio = decode_row_audio(row["audio"])
+        except AudioError as error:
+            self.stats.unreadable.append((row["audio"].get("path"), str(error)))
+            del self.stats.unreadable[20:]
+            logger.warning("Skipping unreadable audio: %s", error)
+            result = self._skip(row, "unreadable audio")
+            self._check_failures()
+            return result
+        duration = len(audio) / SAMPLING_RATE
+        if duration < settings.min_duration_in_seconds:
+            return self._skip(row, f"shorter than {settings.min_duration_in_seconds} s")
+        if duration > settings.max_duration_in_seconds:
+            return self._skip(row, f"longer than {settings.max_duration_in_seconds} s")
+        labels = self.tokenizer(text).input_ids
+        if len(labels) > settings.max_label_length:
+            return self._skip(row, f"labels longer than {settings.max_label_length} tokens")
+        self.stats.kept[row["dataset"]] += 1
+        return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
+
+    def _check_failures(self) -> None:
+        failed = self.stats.skipped["unreadable audio"]
+        seen = failed + sum(self.stats.kept.values())
+        if seen >= self.settings.min_samples_for_failure_check and failed > self.settings.max_failure_fraction * seen:
+            examples = "; ".join(f"{path}: {error}" for path, error in self.stats.unreadable[:3])
+            raise AudioError(f"{failed} of {seen} audio files could not be decoded (more than "
+                             f"{self.settings.max_failure_fraction:.0%}); first failures: {examples}")
+
+    def report(self) -> None:
+        for dataset, count in sorted(self.stats.kept.items()):
+            logger.info("Dataset %s contributed %d samples", dataset, count)
+        for reason, count in sorted(self.stats.skipped.items()):
+            logger.info("Skipped %d samples: %s", count, reason)
+
+
+def prepare(rows, preprocessor: Preprocessor):
+    """Map rows to model inputs and drop the skipped ones (lazily: nothing is decoded until iterated)."""
+    return rows.map(preprocessor).filter(lambda example: example["skip_reason"] == "")

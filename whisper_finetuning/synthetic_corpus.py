@@ -1,0 +1,150 @@
+"""Generate a small spoken corpus with eSpeak NG in the exact Common Voice release and FLEURS layouts.
+
+    python -m whisper_finetuning.synthetic_corpus --output_dir data/synthetic --languages en sv de uk
+
+writes, per language,
+    common_voice/<locale>/clips/*.mp3 (48 kHz), train.tsv dev.tsv test.tsv validated.tsv other.tsv
+        invalidated.tsv clip_durations.tsv                 (Common Voice 17 columns)
+    fleurs/<config>/{train,dev,test}.tsv, audio/<split>/*.wav (16 kHz)   (FLEURS columns, no header)
+Sentences come from data/sentences/corpus_<lang>.txt; each sentence belongs to one split only. Speakers are eSpeak
+voice variants with their own rate and pitch, so the corpus has several voices of both genders.
+"""
+
+import argparse
+import csv
+import hashlib
+import random
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import soundfile
+from tqdm.auto import tqdm
+
+from normalizers import get_target_normalizer
+
+from .audio import to_model_rate
+from .languages import get_language
+from .tts import synthesize
+
+SPLITS = ("train", "dev", "test")
+CV_COLUMNS = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes", "age",
+              "gender", "accents", "variant", "locale", "segment"]
+# eSpeak variants: m* are male, f* female voices.
+VARIANTS = [("m1", "male"), ("f2", "female"), ("m3", "male"), ("f4", "female"), ("m7", "male"), ("f1", "female")]
+CV_GENDER = {"male": "male_masculine", "female": "female_feminine"}
+
+
+@dataclass
+class Speaker:
+    voice: str
+    gender: str
+    rate: int
+    pitch: int
+
+    @property
+    def client_id(self) -> str:
+        return hashlib.sha256(f"{self.voice}-{self.rate}-{self.pitch}".encode()).hexdigest()
+
+
+def speakers_for(language: str, count: int, seed: int) -> list[Speaker]:
+    rng = random.Random(f"{seed}-{language}")
+    chosen = []
+    for index in range(count):
+        variant, gender = VARIANTS[index % len(VARIANTS)]
+        chosen.append(Speaker(f"{language}+{variant}", gender, rng.randint(120, 170), rng.randint(30, 70)))
+    return chosen
+
+
+def sentence_splits(language: str, seed: int) -> dict[str, list[str]]:
+    """Disjoint train/dev/test sentence lists (60/20/20 after a seeded shuffle)."""
+    text = files("whisper_finetuning").joinpath(f"data/sentences/corpus_{language}.txt").read_text("utf-8")
+    sentences = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    random.Random(seed).shuffle(sentences)
+    n_dev = n_test = max(1, len(sentences) // 5)
+    return {"train": sentences[n_dev + n_test:], "dev": sentences[:n_dev], "test": sentences[n_dev:n_dev + n_test]}
+
+
+def write_tsv(path: Path, rows: list[list], header: list[str] | None = None) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_common_voice(root: Path, language: str, splits: dict, speakers: list[Speaker]) -> Path:
+    locale = get_language(language).common_voice[0]
+    folder = root / "common_voice" / locale
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    rows_by_split, durations, number = {}, [], 0
+    for split in SPLITS:
+        rows = []
+        for sentence in tqdm(splits[split], desc=f"common voice {locale} {split}", leave=False):
+            speaker = speakers[number % len(speakers)]
+            samples, rate = synthesize(sentence, speaker.voice, speaker.rate, speaker.pitch)
+            samples = to_model_rate(samples, rate, 48_000)
+            name = f"common_voice_{locale}_{10_000_000 + number}.mp3"
+            soundfile.write(folder / "clips" / name, samples, 48_000, format="MP3")
+            sentence_id = hashlib.sha256(sentence.encode()).hexdigest()
+            rows.append([speaker.client_id, name, sentence_id, sentence, "", 2, 0, "", CV_GENDER[speaker.gender],
+                         "", "", locale, ""])
+            durations.append([name, round(1000 * len(samples) / 48_000)])
+            number += 1
+        rows_by_split[split] = rows
+        write_tsv(folder / f"{split}.tsv", rows, CV_COLUMNS)
+    write_tsv(folder / "validated.tsv", [r for s in SPLITS for r in rows_by_split[s]], CV_COLUMNS)
+    for empty in ("other", "invalidated", "reported"):
+        write_tsv(folder / f"{empty}.tsv", [], CV_COLUMNS)
+    write_tsv(folder / "clip_durations.tsv", durations, ["clip", "duration[ms]"])
+    return folder
+
+
+def write_fleurs(root: Path, language: str, splits: dict, speakers: list[Speaker]) -> Path:
+    config = get_language(language).fleurs
+    folder = root / "fleurs" / config
+    normalize = get_target_normalizer(language, do_lower_case=True, do_remove_punctuation=True)
+    rng = random.Random(f"fleurs-{language}")
+    number = 0
+    for split in SPLITS:
+        (folder / "audio" / split).mkdir(parents=True, exist_ok=True)
+        rows = []
+        for sentence in tqdm(splits[split], desc=f"fleurs {config} {split}", leave=False):
+            speaker = speakers[(number + 1) % len(speakers)]  # another voice than the Common Voice copy
+            samples, rate = synthesize(sentence, speaker.voice, speaker.rate, speaker.pitch)
+            samples = to_model_rate(samples, rate)
+            name = f"{rng.randrange(10**18, 10**19)}.wav"
+            soundfile.write(folder / "audio" / split / name, samples, 16_000, subtype="PCM_16")
+            phonemes = " | ".join(" ".join(word) for word in normalize(sentence).split())
+            rows.append([1000 + number, name, sentence, normalize(sentence), phonemes, len(samples),
+                         speaker.gender.upper()])
+            number += 1
+        write_tsv(folder / f"{split}.tsv", rows)
+    return folder
+
+
+def generate(output_dir: Path, languages: list[str], layouts: list[str], num_speakers: int = 6, seed: int = 0) -> None:
+    for language in languages:
+        code = get_language(language).code
+        splits = sentence_splits(code, seed)
+        speakers = speakers_for(code, num_speakers, seed)
+        if "common_voice" in layouts:
+            write_common_voice(output_dir, code, splits, speakers)
+        if "fleurs" in layouts:
+            write_fleurs(output_dir, code, splits, speakers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", type=Path, required=True)
+    parser.add_argument("--languages", nargs="+", default=["en", "sv", "de", "uk"])
+    parser.add_argument("--layouts", nargs="+", choices=["common_voice", "fleurs"], default=["common_voice", "fleurs"])
+    parser.add_argument("--num_speakers", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    generate(args.output_dir, args.languages, args.layouts, args.num_speakers, args.seed)
+    print(f"Wrote {', '.join(args.layouts)} layouts for {', '.join(args.languages)} to {args.output_dir}")
+
+
+if __name__ == "__main__":
+    main()
