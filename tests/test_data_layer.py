@@ -82,6 +82,8 @@ def test_audiofolder_jsonl_and_parquet_manifests(corpus, tmp_path):
     from_parquet = list(load_source(str(tmp_path / "hub_repo"), None, "test", text_column="sentence"))
     assert [r["text"] for r in from_parquet] == [r[2] for r in tsv]
     assert all(r["audio"]["bytes"] for r in from_parquet) and list(from_parquet[0]) == COLUMNS
+    not_streamed = list(load_source(str(tmp_path / "hub_repo"), None, "test", text_column="sentence", streaming=False))
+    assert sorted(r["text"] for r in not_streamed) == sorted(r[2] for r in tsv)
 
 
 def test_clear_errors_for_bad_sources(corpus, tmp_path):

@@ -32,10 +32,14 @@ class LogMelExtractor:
                           return_complex=True)
         frames = min(stft.shape[-1], self.n_frames)
         magnitudes = (stft[..., :frames].abs() ** 2).contiguous()
-        log_spec = torch.full((self.num_mel_bins, self.n_frames), SILENCE)
-        log_spec[:, :frames] = torch.clamp(self.mel_filters.T @ magnitudes, min=1e-10).log10()
-        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-        return ((log_spec + 4.0) / 4.0).numpy()
+        log_spec = torch.clamp(self.mel_filters.T @ magnitudes, min=1e-10).log10()
+        peak = max(float(log_spec.max()), SILENCE) if frames < self.n_frames else float(log_spec.max())
+        # Same operations as the extractor, on the real frames; the padding frames all get one known value.
+        log_spec = (torch.maximum(log_spec, torch.tensor(peak - 8.0)) + 4.0) / 4.0
+        features = np.empty((self.num_mel_bins, self.n_frames), dtype=np.float32)
+        features[:, :frames] = log_spec.numpy()
+        features[:, frames:] = (np.float32(max(SILENCE, peak - 8.0)) + np.float32(4.0)) / np.float32(4.0)
+        return features
 
     def batch(self, waveforms: list[np.ndarray]) -> np.ndarray:
         return np.stack([self(w) for w in waveforms])

@@ -8,7 +8,10 @@ error, since that is a wrong path or a missing codec, not a few bad files.
 
 import io
 import logging
+import os
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,16 +57,30 @@ def decode_row_audio(audio: dict) -> np.ndarray:
 class Preprocessor:
     """Callable for `IterableDataset.map`: adds input_features, labels and skip_reason ("" when kept)."""
 
-    def __init__(self, processor, settings: FilterSettings | None = None, normalize_text=None):
+    def __init__(self, processor, settings: FilterSettings | None = None, normalize_text=None,
+                 num_threads: int | None = None):
         self.tokenizer = processor.tokenizer
         self.log_mel = LogMelExtractor(processor.feature_extractor)
         self.settings = settings or FilterSettings()
         self.normalize_text = normalize_text or (lambda text: text)
         self.stats = PipelineStats()
+        self.lock = threading.Lock()
+        # Decoding (libsndfile), resampling (soxr) and the STFT release the GIL, so threads use every core.
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self._pool = None
 
     def _skip(self, row: dict, reason: str) -> dict:
-        self.stats.skipped[reason] += 1
+        with self.lock:
+            self.stats.skipped[reason] += 1
         return {"input_features": None, "labels": None, "input_length": 0.0, "skip_reason": reason}
+
+    def batch(self, columns: dict) -> dict:
+        """The batched form for `IterableDataset.map(batched=True)`: rows of the batch are processed in threads."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.num_threads)  # created lazily: DataLoader workers fork
+        rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+        results = list(self._pool.map(self, rows))
+        return {key: [r[key] for r in results] for key in results[0]} if results else {}
 
     def __call__(self, row: dict) -> dict:
         settings = self.settings
@@ -73,11 +90,12 @@ class Preprocessor:
         try:
             audio = decode_row_audio(row["audio"])
         except AudioError as error:
-            self.stats.unreadable.append((row["audio"].get("path"), str(error)))
-            del self.stats.unreadable[20:]
             logger.warning("Skipping unreadable audio: %s", error)
             result = self._skip(row, "unreadable audio")
-            self._check_failures()
+            with self.lock:
+                self.stats.unreadable.append((row["audio"].get("path"), str(error)))
+                del self.stats.unreadable[20:]
+                self._check_failures()
             return result
         duration = len(audio) / SAMPLING_RATE
         if duration < settings.min_duration_in_seconds:
@@ -87,7 +105,8 @@ class Preprocessor:
         labels = self.tokenizer(text).input_ids
         if len(labels) > settings.max_label_length:
             return self._skip(row, f"labels longer than {settings.max_label_length} tokens")
-        self.stats.kept[row["dataset"]] += 1
+        with self.lock:
+            self.stats.kept[row["dataset"]] += 1
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
 
     def _check_failures(self) -> None:
@@ -105,6 +124,7 @@ class Preprocessor:
             logger.info("Skipped %d samples: %s", count, reason)
 
 
-def prepare(rows, preprocessor: Preprocessor):
+def prepare(rows, preprocessor: Preprocessor, batch_size: int = 16):
     """Map rows to model inputs and drop the skipped ones (lazily: nothing is decoded until iterated)."""
-    return rows.map(preprocessor).filter(lambda example: example["skip_reason"] == "")
+    return rows.map(preprocessor.batch, batched=True, batch_size=batch_size).filter(
+        lambda example: example["skip_reason"] == "")
