@@ -22,7 +22,7 @@ from whisper_finetuning.synthetic_corpus import CV_COLUMNS, generate
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    generate(root, ["sv", "uk"], ["common_voice", "fleurs"], num_speakers=4)
+    generate(root, ["sv", "uk", "en"], ["common_voice", "fleurs"], num_speakers=4)
     return root
 
 
@@ -42,6 +42,9 @@ def test_common_voice_layout(corpus):
     assert len({r["client_id"] for r in splits["train"]}) == 4
     info = soundfile.info(folder / "clips" / splits["test"][0]["path"])
     assert info.samplerate == 48000 and info.format == "MP3" and info.duration > 1
+    english = read_tsv(corpus / "common_voice" / "en" / "train.tsv")
+    assert {r["accents"] for r in english} == {"United States English", "England English", "Scottish English",
+                                               "Caribbean English"}
 
 
 def test_fleurs_layout(corpus):
@@ -188,3 +191,35 @@ def test_too_many_unreadable_files_stop_with_a_clear_error(tmp_path, processor):
     preprocessor = Preprocessor(processor, FilterSettings(min_samples_for_failure_check=4))
     with pytest.raises(AudioError, match="4 of 4 audio files could not be decoded"):
         list(prepare(load_source(str(tmp_path / "m.jsonl"), None, "train"), preprocessor))
+
+
+def test_feature_cache_round_trip(corpus, tmp_path, processor):
+    from whisper_finetuning.feature_cache import load_feature_cache, write_feature_cache
+
+    rows = load_source(str(corpus / "fleurs"), "sv_se", "train")
+    originals = list(prepare(rows, Preprocessor(processor)))
+    info = {"num_mel_bins": 80, "num_frames": 3000}
+    assert write_feature_cache(iter(originals), tmp_path / "cache", info, shard_size=5) == len(originals) == 18
+    assert len(list((tmp_path / "cache").glob("shard-*.parquet"))) == 4
+    cached = list(load_feature_cache(tmp_path / "cache"))
+    assert [c["id"] for c in cached] == [o["id"] for o in originals]
+    for original, restored in zip(originals, cached):
+        assert restored["labels"] == original["labels"]
+        features = np.asarray(restored["input_features"], dtype=np.float32)
+        np.testing.assert_array_equal(features, original["input_features"].astype(np.float16).astype(np.float32))
+    size = sum(p.stat().st_size for p in (tmp_path / "cache").glob("*.parquet"))
+    assert size < 18 * 80 * 3000 * 2 / 5  # padding is not stored
+    halves = [[c["id"] for c in load_feature_cache(tmp_path / "cache", rank=r, world_size=2)] for r in (0, 1)]
+    assert not set(halves[0]) & set(halves[1]) and len(halves[0]) + len(halves[1]) == 18
+
+
+def test_shuffle_is_epoch_aware_and_reproducible(tmp_path):
+    specs = parse_dataset_specs(manifest(tmp_path, "s", 200), None, "train", None)
+
+    def order(epoch):
+        stream = load_mixture(specs).shuffle(seed=7, buffer_size=50)
+        stream.set_epoch(epoch)
+        return [row["id"] for row in stream]
+
+    assert order(0) != order(1) and sorted(order(0)) == sorted(order(1))
+    assert order(1) == order(1)  # a resumed run that sets the same epoch sees the same order

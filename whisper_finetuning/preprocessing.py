@@ -124,7 +124,7 @@ class Preprocessor:
             logger.info("Skipped %d samples: %s", count, reason)
 
 
-def prepare(rows, preprocessor: Preprocessor, batch_size: int = 16):
+def prepare(rows, preprocessor: Preprocessor, batch_size: int = 32):
     """Map rows to model inputs and drop the skipped ones (lazily: nothing is decoded until iterated)."""
     return rows.map(preprocessor.batch, batched=True, batch_size=batch_size).filter(
         lambda example: example["skip_reason"] == "")

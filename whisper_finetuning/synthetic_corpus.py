@@ -13,6 +13,7 @@ voice variants with their own rate and pitch, so the corpus has several voices o
 import argparse
 import csv
 import hashlib
+import json
 import random
 from dataclasses import dataclass
 from importlib.resources import files
@@ -41,18 +42,27 @@ class Speaker:
     gender: str
     rate: int
     pitch: int
+    accent: str = ""
 
     @property
     def client_id(self) -> str:
         return hashlib.sha256(f"{self.voice}-{self.rate}-{self.pitch}".encode()).hexdigest()
 
 
+def base_voices(language: str) -> list[tuple[str, str]]:
+    table = json.loads(files("whisper_finetuning").joinpath("data/synthetic_voices.json").read_text())
+    return [tuple(entry) for entry in table.get(language, [[language, ""]])]
+
+
 def speakers_for(language: str, count: int, seed: int) -> list[Speaker]:
+    """Speakers cycling through voice variants (gender) and the language's base voices (accent)."""
     rng = random.Random(f"{seed}-{language}")
+    voices = base_voices(language)
     chosen = []
     for index in range(count):
         variant, gender = VARIANTS[index % len(VARIANTS)]
-        chosen.append(Speaker(f"{language}+{variant}", gender, rng.randint(120, 170), rng.randint(30, 70)))
+        voice, accent = voices[index % len(voices)]
+        chosen.append(Speaker(f"{voice}+{variant}", gender, rng.randint(120, 170), rng.randint(30, 70), accent))
     return chosen
 
 
@@ -88,7 +98,7 @@ def write_common_voice(root: Path, language: str, splits: dict, speakers: list[S
             soundfile.write(folder / "clips" / name, samples, 48_000, format="MP3")
             sentence_id = hashlib.sha256(sentence.encode()).hexdigest()
             rows.append([speaker.client_id, name, sentence_id, sentence, "", 2, 0, "", CV_GENDER[speaker.gender],
-                         "", "", locale, ""])
+                         speaker.accent, "", locale, ""])
             durations.append([name, round(1000 * len(samples) / 48_000)])
             number += 1
         rows_by_split[split] = rows
