@@ -61,6 +61,7 @@ def test_converted_directory_is_a_complete_checkpoint(tiny_whisper, base_ct2_con
     assert tokenizer.convert_ids_to_tokens(50364) == "<|0.00|>"
     assert tokenizer.convert_ids_to_tokens(51864) == "<|30.00|>"
     assert tokenizer.english_spelling_normalizer["colour"] == "color"
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|endoftext|>"
     assert tokenizer.decode(tokenizer(" hello world").input_ids, skip_special_tokens=True) == " hello world"
 
     generation = GenerationConfig.from_pretrained(tmp_path)

@@ -173,6 +173,7 @@ def build_tokenizer(tokenizer_file: Path, vocab_size: int) -> WhisperTokenizer:
             json.dumps({"tokenizer_class": "WhisperTokenizer", "model_max_length": 1024, "errors": "replace"})
         )
         tokenizer = WhisperTokenizer.from_pretrained(work_dir)
+    tokenizer.pad_token = "<|endoftext|>"  # as on OpenAI's Hub checkpoints; batching and padding need it
     num_timestamps = vocab_size - len(tokenizer)
     if num_timestamps < 0:
         raise CT2FormatError(f"tokenizer has {len(tokenizer)} tokens but the model only {vocab_size}")

@@ -10,8 +10,9 @@ first_exhausted silently cut train+validation to about twice the validation size
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
-from datasets import IterableDataset, interleave_datasets
+from datasets import IterableDataset, interleave_datasets, load_dataset_builder
 from datasets.distributed import split_dataset_by_node
 
 from .sources import load_source
@@ -57,6 +58,17 @@ def parse_probabilities(value: str | None, count: int) -> list[float] | None:
     if any(w <= 0 for w in weights):
         raise ValueError(f"probabilities must be positive: {value!r}")
     return [w / sum(weights) for w in weights]
+
+
+def count_samples(spec: DatasetSpec, token: str | bool | None = None) -> int | None:
+    """How many rows a dataset split has, when that is cheap to know (local data, or Hub metadata); else None."""
+    if Path(spec.name).expanduser().exists():
+        return sum(1 for _ in load_source(spec.name, spec.config, spec.split, spec.text_column))
+    try:
+        builder = load_dataset_builder(spec.name, spec.config, token=token)
+        return builder.info.splits[spec.split].num_examples
+    except Exception:  # no metadata, no network, or a split the metadata does not list: the bar has no total
+        return None
 
 
 def load_mixture(specs: list[DatasetSpec], probabilities: list[float] | None = None,

@@ -24,7 +24,7 @@ from filelock import FileLock
 
 logger = logging.getLogger(__name__)
 
-CONVERTER_VERSION = 1  # bump when the conversion output changes, so cached copies are rebuilt
+CONVERTER_VERSION = 2  # bump when the conversion output changes, so cached copies are rebuilt
 STAMP = "offline_source.json"  # written last: a directory without it is an interrupted build
 
 

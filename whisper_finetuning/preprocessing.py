@@ -65,8 +65,9 @@ class Preprocessor:
         self.normalize_text = normalize_text or (lambda text: text)
         self.stats = PipelineStats()
         self.lock = threading.Lock()
-        # Decoding (libsndfile), resampling (soxr) and the STFT release the GIL, so threads use every core.
-        self.num_threads = num_threads or os.cpu_count() or 1
+        # Decoding (libsndfile), resampling (soxr) and the STFT release the GIL, so threads use every core; two per
+        # core overlap the short GIL-bound parts (measured on 2 cores: 1 thread 297, 2: 416, 4: 521 samples/s).
+        self.num_threads = num_threads or 2 * (os.cpu_count() or 1)
         self._pool = None
 
     def _skip(self, row: dict, reason: str) -> dict:

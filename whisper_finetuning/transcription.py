@@ -11,11 +11,13 @@ from .offline_models import resolve_model
 logger = logging.getLogger(__name__)
 
 
-def load_whisper(name_or_path: str, dtype: torch.dtype = torch.float32, **hub_kwargs):
+def load_whisper(name_or_path: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa",
+                 **hub_kwargs):
     """(model, processor) for a Hub id, a local directory, or a model with an offline copy; model in eval mode."""
     path = resolve_model(name_or_path, **hub_kwargs)
     processor = WhisperProcessor.from_pretrained(path, **hub_kwargs)
-    model = WhisperForConditionalGeneration.from_pretrained(path, dtype=dtype, **hub_kwargs).eval()
+    model = WhisperForConditionalGeneration.from_pretrained(
+        path, dtype=dtype, attn_implementation=attn_implementation, **hub_kwargs).eval()
     return model, processor
 
 
