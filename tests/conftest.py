@@ -44,3 +44,39 @@ def tiny_whisper_config(**overrides) -> WhisperConfig:
 def tiny_whisper() -> WhisperForConditionalGeneration:
     torch.manual_seed(0)
     return WhisperForConditionalGeneration(tiny_whisper_config()).eval()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small synthetic corpus in the Common Voice and FLEURS layouts (Swedish, Ukrainian, English)."""
+    from whisper_finetuning.synthetic_corpus import generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, ["sv", "uk", "en"], ["common_voice", "fleurs"], num_speakers=4)
+    return root
+
+
+@pytest.fixture
+def processor():
+    from transformers import WhisperProcessor
+
+    from whisper_finetuning.offline_models import offline_model_dir
+
+    return WhisperProcessor.from_pretrained(offline_model_dir("openai/whisper-tiny.en"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random multilingual Whisper with the real tokenizer, feature extractor and generation config."""
+    from transformers import GenerationConfig, WhisperProcessor
+
+    from whisper_finetuning.offline_models import offline_model_dir
+
+    base = offline_model_dir("openai/whisper-base")
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(tiny_whisper_config())
+    model.generation_config = GenerationConfig.from_pretrained(base)
+    model.save_pretrained(folder)
+    WhisperProcessor.from_pretrained(base).save_pretrained(folder)
+    return folder

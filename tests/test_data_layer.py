@@ -16,14 +16,7 @@ from whisper_finetuning.features import LogMelExtractor
 from whisper_finetuning.mixing import load_mixture, parse_dataset_specs, parse_probabilities
 from whisper_finetuning.preprocessing import FilterSettings, Preprocessor, prepare
 from whisper_finetuning.sources import COLUMNS, DataSourceError, load_source
-from whisper_finetuning.synthetic_corpus import CV_COLUMNS, generate
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(root, ["sv", "uk", "en"], ["common_voice", "fleurs"], num_speakers=4)
-    return root
+from whisper_finetuning.synthetic_corpus import CV_COLUMNS
 
 
 def read_tsv(path, header=True):
@@ -149,16 +142,6 @@ def test_fast_log_mel_equals_the_feature_extractor(corpus):
         actual = LogMelExtractor(extractor).batch(audio)
         assert actual.shape == expected.shape == (len(audio), mel_bins, 3000)
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
-
-
-@pytest.fixture
-def processor():
-    from transformers import WhisperProcessor
-
-    from whisper_finetuning.offline_models import offline_model_dir
-
-    processor = WhisperProcessor.from_pretrained(offline_model_dir("openai/whisper-tiny.en"))
-    return processor
 
 
 def test_broken_samples_are_skipped_and_counted(corpus, tmp_path, processor):

@@ -44,13 +44,18 @@ def merge_into_card(card: ModelCard, results: list[dict], model_name: str) -> Mo
     return card
 
 
+def _number(value, digits: int) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"  # value != value: nan
+
+
 def markdown_table(results: list[dict]) -> str:
     lines = ["| dataset | config | split | samples | hours | WER | orthographic WER | CER | RTFx |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['dataset_name']} | {r['config'] or '-'} | {r['split']} | {r['samples']} | "
-                     f"{r['audio_hours']:.2f} | {r['wer']:.2f} | {r['wer_orthographic']:.2f} | {r['cer']:.2f} | "
-                     f"{r['rtfx']:.1f} |")
+                     f"{_number(r.get('audio_hours'), 2)} | {_number(r['wer'], 2)} | "
+                     f"{_number(r.get('wer_orthographic'), 2)} | {_number(r.get('cer'), 2)} | "
+                     f"{_number(r.get('rtfx'), 1)} |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Fine-tune Whisper on streaming speech datasets with the Hugging Face Trainer.
+
+    python run_speech_recognition_seq2seq_streaming.py configs/<config>.yaml
+    python run_speech_recognition_seq2seq_streaming.py --model_name_or_path openai/whisper-small --language sv \\
+        --dataset_name "data/cv-corpus-17.0+data/fleurs" --dataset_config_name "sv-SE+sv_se" \\
+        --train_split_name train --eval_split_name test --max_steps 5000 --output_dir whisper-small-sv ...
+
+Arguments: whisper_finetuning/arguments.py (model and data) and transformers' Seq2SeqTrainingArguments.
+"""
+
+import logging
+import sys
+
+import datasets
+import transformers
+from transformers import HfArgumentParser, Seq2SeqTrainingArguments, set_seed
+
+from normalizers import get_normalizer, get_target_normalizer
+from whisper_finetuning.arguments import DataTrainingArguments, ModelArguments
+from whisper_finetuning.checkpoints import SaveOnSignalCallback, last_complete_checkpoint
+from whisper_finetuning.collator import SpeechSeq2SeqCollator
+from whisper_finetuning.evaluation import identify
+from whisper_finetuning.training import (
+    WhisperTrainer, eval_set, eval_specs, load_model_for_training, make_compute_metrics, train_stream,
+    write_model_card,
+)
+
+logger = logging.getLogger("run_speech_recognition_seq2seq_streaming")
+
+
+def parse_arguments(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(argv[0])
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv=None) -> dict:
+    model_args, data_args, training_args = parse_arguments(argv)
+
+    # 1. Logging, checks that fail fast, seed
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
+                        handlers=[logging.StreamHandler(sys.stdout)])
+    log_level = training_args.get_process_log_level()
+    for library in (datasets.utils.logging, transformers.utils.logging):
+        library.set_verbosity(log_level)
+    if training_args.do_train and training_args.max_steps <= 0:
+        raise ValueError("a streaming dataset has no length: give --max_steps (the number of optimizer steps)")
+    normalization = get_normalizer(data_args.language)  # an unknown language fails here, with the options
+    normalize_targets = get_target_normalizer(data_args.language, data_args.do_lower_case,
+                                              data_args.do_remove_punctuation)
+    training_args.predict_with_generate = True
+    # Each process reads its own shards of the stream; with dispatch_batches rank 0 would read everything.
+    training_args.accelerator_config.dispatch_batches = False
+    set_seed(training_args.seed)
+
+    # 2. Model and processor (saved first, by the main process, before others may read it)
+    model, processor = load_model_for_training(model_args, data_args)
+    with training_args.main_process_first(desc="saving the processor"):
+        if training_args.should_save:
+            processor.save_pretrained(training_args.output_dir)
+    max_label_length = model.config.max_target_positions  # 448 decoder positions (not config.max_length)
+
+    # 3. Data: a training stream, and an evaluation set decoded once
+    train_dataset, train_preprocessor, train_specs = None, None, []
+    if training_args.do_train:
+        train_dataset, train_preprocessor, train_specs = train_stream(
+            data_args, training_args, processor, normalize_targets, max_label_length)
+    eval_dataset = None
+    if training_args.do_eval:
+        eval_dataset = eval_set(data_args, processor, normalize_targets, max_label_length)
+        if not eval_dataset:
+            raise ValueError("the evaluation set has no usable sample (see the skip counts above)")
+
+    # 4. Trainer
+    signal_callback = SaveOnSignalCallback()
+    trainer = WhisperTrainer(
+        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+        data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
+        compute_metrics=make_compute_metrics(processor.tokenizer, normalization, data_args.do_normalize_eval),
+        callbacks=[signal_callback])
+
+    # 5. Train, resuming from the newest complete checkpoint unless told otherwise
+    metrics = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint is None and model_args.auto_resume:
+            checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint is not None:
+            logger.info("Resuming from %s", checkpoint)
+        if next(iter(train_dataset), None) is None:
+            train_preprocessor.report()
+            raise ValueError("the training data has no usable sample: every one was skipped (counts above)")
+        train_preprocessor.reset_stats()  # count only what training reads
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        train_preprocessor.report()
+        if signal_callback.received:
+            logger.warning("Stopped by %s after saving a checkpoint; run the same command again to resume",
+                           signal_callback.received)
+            return result.metrics
+        trainer.save_model()
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+        metrics.update(result.metrics)
+
+    # 6. Final evaluation, model card, Hub
+    results = []
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate(metric_key_prefix="eval")
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+        specs = eval_specs(data_args)
+        target = identify(specs[0])
+        results.append({"dataset_name": target.pretty_name if len(specs) == 1 else " + ".join(
+            identify(s).pretty_name for s in specs), "dataset_type": target.dataset_type,
+            "config": specs[0].config, "split": specs[0].split, "language": data_args.language,
+            "metric": normalization.metric, "wer": eval_metrics["eval_wer"],
+            "cer": eval_metrics.get("eval_cer"), "samples": len(eval_dataset)})
+    if training_args.should_save:
+        card = write_model_card(training_args.output_dir, model_args, data_args, training_args, train_specs, results)
+        if training_args.push_to_hub:
+            trainer.push_to_hub(commit_message="End of training")
+            card.push_to_hub(training_args.hub_model_id or training_args.output_dir, token=training_args.hub_token)
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

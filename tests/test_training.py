@@ -1,0 +1,94 @@
+"""The fine-tuning entry point on a tiny random Whisper and the synthetic corpus (seconds per run)."""
+
+import json
+import os
+import signal
+
+import pytest
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+
+import run_speech_recognition_seq2seq_streaming as train_script
+from whisper_finetuning.checkpoints import SaveOnSignalCallback, last_complete_checkpoint
+from whisper_finetuning.sources import DataSourceError
+
+
+def arguments(tiny_model_dir, corpus, output_dir, *extra):
+    return ["--model_name_or_path", str(tiny_model_dir), "--language", "sv",
+            "--dataset_name", str(corpus / "common_voice"), "--dataset_config_name", "sv-SE",
+            "--eval_dataset_name", str(corpus / "fleurs"), "--eval_dataset_config_name", "sv_se",
+            "--max_eval_samples", "4", "--output_dir", str(output_dir), "--per_device_train_batch_size", "2",
+            "--per_device_eval_batch_size", "4", "--generation_max_length", "8", "--learning_rate", "1e-3",
+            "--logging_steps", "1", "--report_to", "none", "--seed", "3", "--shuffle_buffer_size", "8", *extra]
+
+
+def test_short_run_saves_an_inference_ready_model_and_a_leaderboard_card(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    metrics = train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "4",
+                                          "--save_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2"))
+    assert metrics["eval_wer"] > 0 and (out / "checkpoint-2").is_dir() and (out / "checkpoint-4").is_dir()
+    for folder in (out, out / "checkpoint-2"):
+        assert json.loads((folder / "config.json").read_text())["use_cache"] is True
+        assert json.loads((folder / "preprocessor_config.json").read_text())["feature_size"] == 80
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["language"] == "sv" and generation["task"] == "transcribe"
+    assert generation.get("forced_decoder_ids") is None
+    card = ModelCard.load(out / "README.md")
+    assert card.data.language == "sv" and card.data.base_model == str(tiny_model_dir)
+    assert {"whisper-event", "hf-asr-leaderboard"} <= set(card.data.tags)
+    assert card.data.datasets == ["mozilla-foundation/common_voice_17_0"]
+    result = card.data.eval_results[0]
+    assert (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split, result.metric_type) == (
+        "automatic-speech-recognition", "google/fleurs", "sv_se", "test", "wer")
+    assert result.metric_value == round(metrics["eval_wer"], 2)
+
+
+def test_sigterm_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(
+        tiny_model_dir, corpus, tmp_path, monkeypatch):
+    common = ["--do_train", "--max_steps", "6", "--save_steps", "3"]
+    straight = tmp_path / "straight"
+    train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
+
+    original = SaveOnSignalCallback.on_step_end
+
+    def stop_at_step_3(self, args, state, control, **kwargs):
+        if state.global_step == 3 and self.received is None:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler pre-empting the job would
+        return original(self, args, state, control, **kwargs)
+
+    interrupted = tmp_path / "interrupted"
+    with monkeypatch.context() as patch:
+        patch.setattr(SaveOnSignalCallback, "on_step_end", stop_at_step_3)
+        train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common, "--save_steps", "100"))
+    assert last_complete_checkpoint(interrupted).name == "checkpoint-3"
+    assert not (interrupted / "model.safetensors").exists()  # it stopped: no final model yet
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after training
+
+    train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))  # auto-resume
+    expected, actual = load_file(straight / "model.safetensors"), load_file(interrupted / "model.safetensors")
+    for name, tensor in expected.items():
+        assert (actual[name] - tensor).abs().max() < 1e-5, name
+    losses = lambda folder: [round(e["loss"], 4) for e in json.loads((folder / "trainer_state.json").read_text())[
+        "log_history"] if "loss" in e]
+    assert losses(interrupted)[-3:] == losses(straight)[-3:]
+
+
+def test_an_incomplete_checkpoint_is_never_resumed_from(tmp_path):
+    for step in (2, 4):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")  # checkpoint-4 was cut off mid-save
+    assert last_complete_checkpoint(tmp_path).name == "checkpoint-2"
+
+
+@pytest.mark.parametrize("extra, error, message", [
+    (["--language", "swedsh"], ValueError, "Unknown language 'swedsh'"),
+    (["--text_column_name", "transcript"], DataSourceError, "no column 'transcript'"),
+    (["--max_duration_in_seconds", "0.1"], ValueError, "no usable sample"),
+    (["--max_steps", "-1"], ValueError, "give --max_steps"),
+])
+def test_bad_input_gives_a_clear_error(tiny_model_dir, corpus, tmp_path, extra, error, message):
+    argv = arguments(tiny_model_dir, corpus, tmp_path / "bad", "--do_train", "--max_steps", "2") + extra
+    with pytest.raises(error, match=message):
+        train_script.main(argv)
