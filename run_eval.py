@@ -19,6 +19,7 @@ import torch
 from transformers import HfArgumentParser
 
 from normalizers import get_normalizer
+from whisper_finetuning.arguments import parse_config_and_flags
 from whisper_finetuning.evaluation import (
     COMMON_VOICE_HUB, FLEURS_HUB, Transcriber, default_targets, evaluate_rows, identify,
 )
@@ -66,12 +67,7 @@ def choose_dtype(name: str) -> torch.dtype:
 
 
 def main(argv=None) -> list[dict]:
-    parser = HfArgumentParser(EvalArguments)
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith((".json", ".yaml", ".yml")):
-        (args,) = parser.parse_json_file(sys.argv[1]) if sys.argv[1].endswith(".json") else \
-            parser.parse_yaml_file(sys.argv[1])
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_config_and_flags(HfArgumentParser(EvalArguments), sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     normalization = get_normalizer(args.language)  # fails early, with the options, on an unknown language

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fine-tune Whisper on streaming speech datasets with the Hugging Face Trainer.
 
-    python run_speech_recognition_seq2seq_streaming.py configs/<config>.yaml
+    python run_speech_recognition_seq2seq_streaming.py configs/<config>.yaml [--flag value ...]
     python run_speech_recognition_seq2seq_streaming.py --model_name_or_path openai/whisper-small --language sv \\
         --dataset_name "data/cv-corpus-17.0+data/fleurs" --dataset_config_name "sv-SE+sv_se" \\
         --train_split_name train --eval_split_name test --max_steps 5000 --output_dir whisper-small-sv ...
@@ -17,7 +17,7 @@ import transformers
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, set_seed
 
 from normalizers import get_normalizer, get_target_normalizer
-from whisper_finetuning.arguments import DataTrainingArguments, ModelArguments
+from whisper_finetuning.arguments import DataTrainingArguments, ModelArguments, parse_config_and_flags
 from whisper_finetuning.checkpoints import SaveOnSignalCallback, last_complete_checkpoint
 from whisper_finetuning.collator import SpeechSeq2SeqCollator
 from whisper_finetuning.evaluation import identify
@@ -29,18 +29,9 @@ from whisper_finetuning.training import (
 logger = logging.getLogger("run_speech_recognition_seq2seq_streaming")
 
 
-def parse_arguments(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(args=argv)
-
-
 def main(argv=None) -> dict:
-    model_args, data_args, training_args = parse_arguments(argv)
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments))
+    model_args, data_args, training_args = parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv)
 
     # 1. Logging, checks that fail fast, seed
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
@@ -56,6 +47,8 @@ def main(argv=None) -> dict:
     training_args.predict_with_generate = True
     # Each process reads its own shards of the stream; with dispatch_batches rank 0 would read everything.
     training_args.accelerator_config.dispatch_batches = False
+    if training_args.ddp_find_unused_parameters is None:
+        training_args.ddp_find_unused_parameters = False  # every trainable Whisper parameter gets a gradient
     set_seed(training_args.seed)
 
     # 2. Model and processor (saved first, by the main process, before others may read it)

@@ -55,3 +55,22 @@ class DataTrainingArguments:
     do_lower_case: bool = field(default=False, metadata={"help": "lower-case the training targets"})
     do_remove_punctuation: bool = field(default=False, metadata={"help": "remove punctuation from targets"})
     do_normalize_eval: bool = field(default=True, metadata={"help": "score normalized text (the leaderboard WER)"})
+
+
+def parse_config_and_flags(parser, argv: list[str]):
+    """Parse `[CONFIG.yaml|CONFIG.json] [--flag value ...]`: the file's settings, then the flags on top."""
+    import json
+
+    import yaml
+
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        with open(argv[0], encoding="utf-8") as handle:
+            settings = json.load(handle) if argv[0].endswith(".json") else yaml.safe_load(handle)
+        from_file = []
+        for key, value in (settings or {}).items():
+            if value is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            from_file += [f"--{key}", *(str(v) for v in values)]
+        argv = from_file + list(argv[1:])
+    return parser.parse_args_into_dataclasses(args=argv)

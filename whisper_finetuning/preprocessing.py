@@ -96,12 +96,12 @@ class Preprocessor:
             audio = decode_row_audio(row["audio"])
         except AudioError as error:
             logger.warning("Skipping unreadable audio: %s", error)
-            result = self._skip(row, "unreadable audio")
-            with self.lock:
+            with self.lock:  # count, remember and check in one step: rows are processed in several threads
+                self.stats.skipped["unreadable audio"] += 1
                 self.stats.unreadable.append((row["audio"].get("path"), str(error)))
                 del self.stats.unreadable[20:]
                 self._check_failures()
-            return result
+            return {"input_features": None, "labels": None, "input_length": 0.0, "skip_reason": "unreadable audio"}
         duration = len(audio) / SAMPLING_RATE
         if duration < settings.min_duration_in_seconds:
             return self._skip(row, f"shorter than {settings.min_duration_in_seconds} s")
