@@ -85,10 +85,6 @@ def main(argv=None) -> dict:
             checkpoint = last_complete_checkpoint(training_args.output_dir)
         if checkpoint is not None:
             logger.info("Resuming from %s", checkpoint)
-        if next(iter(train_dataset), None) is None:
-            train_preprocessor.report()
-            raise ValueError("the training data has no usable sample: every one was skipped (counts above)")
-        train_preprocessor.reset_stats()  # count only what training reads
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_preprocessor.report()
         if signal_callback.received:

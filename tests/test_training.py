@@ -43,34 +43,45 @@ def test_short_run_saves_an_inference_ready_model_and_a_leaderboard_card(tiny_mo
     assert result.metric_value == round(metrics["eval_wer"], 2)
 
 
+# 18 training rows in batches of 2: 9 steps per pass over the data. Stop within the first pass, and in the second.
+@pytest.mark.parametrize("max_steps, stop_at, position", [(6, 3, {"pass": 0, "next_row": 6}),
+                                                          (12, 10, {"pass": 1, "next_row": 2})])
 def test_sigterm_saves_a_checkpoint_and_the_resumed_run_matches_an_uninterrupted_one(
-        tiny_model_dir, corpus, tmp_path, monkeypatch):
-    common = ["--do_train", "--max_steps", "6", "--save_steps", "3"]
+        tiny_model_dir, corpus, tmp_path, monkeypatch, max_steps, stop_at, position):
+    common = ["--do_train", "--max_steps", str(max_steps), "--save_steps", "100"]
     straight = tmp_path / "straight"
     train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
 
     original = SaveOnSignalCallback.on_step_end
 
-    def stop_at_step_3(self, args, state, control, **kwargs):
-        if state.global_step == 3 and self.received is None:
+    def stop_early(self, args, state, control, **kwargs):
+        if state.global_step == stop_at and self.received is None:
             os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler pre-empting the job would
         return original(self, args, state, control, **kwargs)
 
     interrupted = tmp_path / "interrupted"
     with monkeypatch.context() as patch:
-        patch.setattr(SaveOnSignalCallback, "on_step_end", stop_at_step_3)
-        train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common, "--save_steps", "100"))
-    assert last_complete_checkpoint(interrupted).name == "checkpoint-3"
+        patch.setattr(SaveOnSignalCallback, "on_step_end", stop_early)
+        train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))
+    assert last_complete_checkpoint(interrupted).name == f"checkpoint-{stop_at}"
     assert not (interrupted / "model.safetensors").exists()  # it stopped: no final model yet
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after training
 
+    import whisper_finetuning.preprocessing as preprocessing
+
+    decoded, decode = [], preprocessing.decode_row_audio
+    monkeypatch.setattr(preprocessing, "decode_row_audio", lambda audio: decoded.append(audio["path"]) or decode(audio))
     train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))  # auto-resume
+    saved = json.loads((interrupted / f"checkpoint-{stop_at}" / "data_position_0.json").read_text())
+    assert saved == {**position, "global_step": stop_at}
+    # The resumed run started reading at its saved row: the rows trained on before were not decoded again.
+    assert len(decoded) == len(set(decoded)) == 18 - position["next_row"]
     expected, actual = load_file(straight / "model.safetensors"), load_file(interrupted / "model.safetensors")
     for name, tensor in expected.items():
         assert (actual[name] - tensor).abs().max() < 1e-5, name
     losses = lambda folder: [round(e["loss"], 4) for e in json.loads((folder / "trainer_state.json").read_text())[
         "log_history"] if "loss" in e]
-    assert losses(interrupted)[-3:] == losses(straight)[-3:]
+    assert losses(interrupted)[-(max_steps - stop_at):] == losses(straight)[-(max_steps - stop_at):]
 
 
 def test_an_incomplete_checkpoint_is_never_resumed_from(tmp_path):
@@ -92,3 +103,17 @@ def test_bad_input_gives_a_clear_error(tiny_model_dir, corpus, tmp_path, extra, 
     argv = arguments(tiny_model_dir, corpus, tmp_path / "bad", "--do_train", "--max_steps", "2") + extra
     with pytest.raises(error, match=message):
         train_script.main(argv)
+
+
+@pytest.mark.integration
+def test_evaluation_in_training_reports_the_same_wer_as_run_eval(corpus, tmp_path):
+    import run_eval
+
+    data = ["--dataset_name", str(corpus / "fleurs"), "--dataset_config_name", "en_us"]
+    metrics = train_script.main(["--model_name_or_path", "openai/whisper-base", "--language", "en", *data,
+                                 "--eval_split_name", "test", "--do_eval", "--per_device_eval_batch_size", "6",
+                                 "--output_dir", str(tmp_path / "train"), "--report_to", "none"])
+    results = run_eval.main(["--model_name_or_path", "openai/whisper-base", "--language", "en", *data,
+                             "--split", "test", "--batch_size", "6", "--output_dir", str(tmp_path / "eval")])
+    assert results[0]["samples"] == 6
+    assert metrics["eval_wer"] == pytest.approx(results[0]["wer"])

@@ -30,4 +30,8 @@ class SpeechSeq2SeqCollator:
         padded = torch.full((len(labels), length), -100, dtype=torch.long)
         for row, label in enumerate(labels):
             padded[row, : len(label)] = torch.tensor(label, dtype=torch.long)
-        return {"input_features": input_features, "labels": padded}
+        batch = {"input_features": input_features, "labels": padded}
+        if "row" in features[0]:  # the stream position of each sample (see training.TrainingStream)
+            batch["pass"] = torch.tensor([f["pass"] for f in features])
+            batch["row"] = torch.tensor([f["row"] for f in features])
+        return batch

@@ -70,10 +70,6 @@ class Preprocessor:
         self.num_threads = num_threads or 2 * (os.cpu_count() or 1)
         self._pool = None
 
-    def reset_stats(self) -> None:
-        with self.lock:
-            self.stats = PipelineStats()
-
     def _skip(self, row: dict, reason: str) -> dict:
         with self.lock:
             self.stats.skipped[reason] += 1

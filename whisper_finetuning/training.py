@@ -1,10 +1,16 @@
 """The pieces of the fine-tuning script: model set-up, data streams, metrics, the Trainer subclass, the card."""
 
+import itertools
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
+import torch
+from datasets.distributed import split_dataset_by_node
 from huggingface_hub import ModelCard
-from transformers import Seq2SeqTrainer, WhisperForConditionalGeneration, WhisperProcessor
+from torch.utils.data import DataLoader
+from transformers import Seq2SeqTrainer, TrainerCallback, WhisperForConditionalGeneration, WhisperProcessor
 
 from normalizers import Normalization
 
@@ -50,19 +56,55 @@ def load_model_for_training(model_args, data_args):
     return model, processor
 
 
+class TrainingStream(torch.utils.data.IterableDataset):
+    """This process's endless, resumable stream of training samples.
+
+    Pass p reads the process's share of the rows in the order of the shuffle with seed + p. Every sample carries
+    (pass, row), the trainer records the position after each step and saves it with each checkpoint, and a resumed
+    run starts reading at that position: the rows before it are skipped as rows, their audio is never decoded again.
+    """
+
+    def __init__(self, rows, preprocessor, seed: int, shuffle_buffer_size: int, max_samples: int | None = None):
+        self.rows, self.preprocessor = rows, preprocessor
+        self.seed, self.shuffle_buffer_size, self.max_samples = seed, shuffle_buffer_size, max_samples
+        self.position = (0, 0)  # (pass, first row to read)
+
+    def _pass(self, number: int, first_row: int):
+        rows = self.rows.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer_size)
+        rows.set_epoch(number)
+        if self.max_samples:
+            rows = rows.take(self.max_samples)
+        rows = rows.map(lambda row, index: {"row": index}, with_indices=True)
+        if first_row:
+            rows = rows.skip(first_row)  # reads the skipped rows' metadata, decodes nothing
+        return prepare(rows, self.preprocessor)
+
+    def __iter__(self):
+        first_pass, first_row = self.position
+        for number in itertools.count(first_pass):
+            produced = 0
+            for example in self._pass(number, first_row if number == first_pass else 0):
+                produced += 1
+                yield {"input_features": example["input_features"], "labels": example["labels"],
+                       "pass": number, "row": example["row"]}
+            if produced == 0 and not (number == first_pass and first_row):
+                raise ValueError("the training data has no usable sample: every one was skipped "
+                                 f"({dict(self.preprocessor.stats.skipped)})")
+
+
 def train_stream(data_args, training_args, processor, normalize_targets, max_label_length: int):
-    """The shuffled, filtered training stream. The Trainer shards it across processes by its shards (each process
-    decodes only its own samples) and calls set_epoch, which reshuffles every epoch."""
+    """The training stream of this process: the "+" mixture, this process's share of it, filtered."""
     specs = parse_dataset_specs(data_args.dataset_name, data_args.dataset_config_name, data_args.train_split_name,
                                 data_args.text_column_name)
     rows = load_mixture(specs, parse_probabilities(data_args.train_probabilities, len(specs)),
                         data_args.stopping_strategy, seed=training_args.seed, streaming=data_args.streaming)
-    rows = rows.shuffle(seed=training_args.seed, buffer_size=data_args.shuffle_buffer_size)
-    if data_args.max_train_samples:
-        rows = rows.take(data_args.max_train_samples)
+    if training_args.world_size > 1:
+        rows = split_dataset_by_node(rows, rank=training_args.process_index, world_size=training_args.world_size)
     settings = FilterSettings(data_args.min_duration_in_seconds, data_args.max_duration_in_seconds, max_label_length)
     preprocessor = Preprocessor(processor, settings, normalize_text=normalize_targets)
-    return prepare(rows, preprocessor).select_columns(["input_features", "labels"]), preprocessor, specs
+    stream = TrainingStream(rows, preprocessor, training_args.seed, data_args.shuffle_buffer_size,
+                            data_args.max_train_samples)
+    return stream, preprocessor, specs
 
 
 def eval_specs(data_args):
@@ -101,8 +143,47 @@ def make_compute_metrics(tokenizer, normalization: Normalization, do_normalize_e
     return compute_metrics
 
 
+DATA_POSITION = "data_position_{rank}.json"
+
+
 class WhisperTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer that saves models ready for inference."""
+    """Seq2SeqTrainer that reads its own resumable training stream and saves models ready for inference."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data_position = None  # (pass, next row) after the last trained batch
+        self.add_callback(_SaveDataPosition(self))
+
+    def get_train_dataloader(self) -> DataLoader:
+        if not isinstance(self.train_dataset, TrainingStream):
+            return super().get_train_dataloader()
+        # The stream already holds only this process's share, so it is not handed to accelerate to be sharded
+        # again. One loader process: the stream decodes in threads, and its position must be known exactly.
+        return DataLoader(self.train_dataset, batch_size=self._train_batch_size, collate_fn=self.data_collator,
+                          num_workers=0, pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        passes, rows = inputs.pop("pass", None), inputs.pop("row", None)
+        if rows is not None:
+            self.data_position = (int(passes[-1]), int(rows[-1]) + 1)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if resume_from_checkpoint and isinstance(self.train_dataset, TrainingStream):
+            position_file = Path(resume_from_checkpoint) / DATA_POSITION.format(rank=self.args.process_index)
+            if position_file.is_file():
+                position = json.loads(position_file.read_text())
+                self.train_dataset.position = (position["pass"], position["next_row"])
+                self.data_position = self.train_dataset.position
+                # The stream starts at its saved position itself; the Trainer must not skip batches again (which
+                # would read and decode them), and then leaves the RNG state to us.
+                self.args.ignore_data_skip = True
+                self.add_callback(_RestoreRngState(self, str(resume_from_checkpoint)))
+                logger.info("Resuming the training stream at pass %d, row %d", *self.train_dataset.position)
+            else:
+                logger.warning("%s has no %s: the Trainer will skip the trained batches by reading them again",
+                               resume_from_checkpoint, position_file.name)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir=None, state_dict=None):
         # The Trainer sets config.use_cache = False for training; a saved (and pushed) model with that setting
@@ -118,6 +199,33 @@ class WhisperTrainer(Seq2SeqTrainer):
         feature_extractor = getattr(self.processing_class, "feature_extractor", None)
         if feature_extractor is not None and self.args.should_save:
             feature_extractor.save_pretrained(output_dir or self.args.output_dir)
+
+
+class _SaveDataPosition(TrainerCallback):
+    """Writes each process's stream position into every checkpoint it saves."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.trainer.data_position is None:
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if checkpoint.is_dir():
+            number, next_row = self.trainer.data_position
+            (checkpoint / DATA_POSITION.format(rank=args.process_index)).write_text(
+                json.dumps({"pass": number, "next_row": next_row, "global_step": state.global_step}))
+
+
+class _RestoreRngState(TrainerCallback):
+    """Restores the checkpoint's random states when training starts (the Trainer does so only when it skips
+    batches itself)."""
+
+    def __init__(self, trainer, checkpoint: str):
+        self.trainer, self.checkpoint = trainer, checkpoint
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._load_rng_state(self.checkpoint)
 
 
 def write_model_card(output_dir, model_args, data_args, training_args, train_specs, results: list[dict]) -> ModelCard:
