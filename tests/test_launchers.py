@@ -47,9 +47,18 @@ def test_shipped_configs_parse(config):
     assert model_args.model_name_or_path.startswith("openai/whisper-")
 
 
-def test_two_processes_with_torchrun_read_disjoint_shards(tiny_model_dir, corpus, tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_processes_read_disjoint_shards(tiny_model_dir, corpus, tmp_path, launcher):
     out = tmp_path / "out"
-    run = launch(tiny_config(tiny_model_dir, corpus, out), tmp_path, processes=2)
+    if launcher == "torchrun":
+        run = launch(tiny_config(tiny_model_dir, corpus, out), tmp_path, processes=2)  # configs/run.sh
+    else:
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(tiny_model_dir, corpus, out)))
+        run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
+                              "--num_machines", "1", "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend",
+                              "no", str(REPO / "run_speech_recognition_seq2seq_streaming.py"),
+                              str(tmp_path / "config.yaml")],
+                             capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     contributed = [line for line in (run.stdout + run.stderr).splitlines()
                    if "common_voice:sv-SE:train contributed" in line]
@@ -58,21 +67,32 @@ def test_two_processes_with_torchrun_read_disjoint_shards(tiny_model_dir, corpus
     WhisperForConditionalGeneration.from_pretrained(out / "checkpoint-4")  # the checkpoint loads
 
 
+def shipped_config_on_cpu(name: str, tiny_model_dir, corpus, output_dir) -> list[str]:
+    """A shipped GPU config, with the model, data and sizes of this test and CPU settings on top."""
+    overrides = tiny_config(tiny_model_dir, corpus, output_dir, fp16=False, activation_checkpointing=False,
+                            load_best_model_at_end=False, eval_strategy="no", save_total_limit=None,
+                            dataloader_num_workers=0)
+    return [str(REPO / "configs" / name)] + [item for key, value in overrides.items() if value is not None
+                                             for item in (f"--{key}", str(value))]
+
+
 def test_deepspeed_zero2_from_the_shipped_config(tiny_model_dir, corpus, tmp_path):
     out = tmp_path / "out"
-    run = launch(tiny_config(tiny_model_dir, corpus, out, deepspeed=str(REPO / "ds_config.json")), tmp_path, 1)
+    argv = shipped_config_on_cpu("deepspeed_large.yaml", tiny_model_dir, corpus, out)
+    env = {**os.environ, "PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(["bash", str(REPO / "configs" / "run.sh"), argv[0], "1", *argv[1:]],
+                         capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "DeepSpeed" in run.stdout + run.stderr
     assert (out / "checkpoint-4" / "global_step4").is_dir() and (out / "model.safetensors").is_file()
     rates = [e["learning_rate"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"]
              if "learning_rate" in e]
     assert rates[1] == max(rates) and rates[-1] < rates[1]  # warm-up, then decay (not constant)
 
 
-def test_8bit_adamw(tiny_model_dir, corpus, tmp_path):
+def test_8bit_adamw_from_the_shipped_config(tiny_model_dir, corpus, tmp_path):
     out = tmp_path / "out"
-    config = tiny_config(tiny_model_dir, corpus, out, optim="adamw_bnb_8bit")
-    argv = [item for key, value in config.items() for item in (f"--{key}", str(value))]
-    metrics = train_script.main(argv)
+    metrics = train_script.main(shipped_config_on_cpu("adam8bit_12gb.yaml", tiny_model_dir, corpus, out))
     assert metrics["train_loss"] > 0
     state = torch.load(out / "checkpoint-4" / "optimizer.pt", weights_only=False)["state"]
     assert all("__bnb_optimizer_quant_state__" in s for s in state.values())  # bitsandbytes' 8-bit states

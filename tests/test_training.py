@@ -117,3 +117,18 @@ def test_evaluation_in_training_reports_the_same_wer_as_run_eval(corpus, tmp_pat
                              "--split", "test", "--batch_size", "6", "--output_dir", str(tmp_path / "eval")])
     assert results[0]["samples"] == 6
     assert metrics["eval_wer"] == pytest.approx(results[0]["wer"])
+
+
+@pytest.mark.integration
+def test_short_fine_tune_of_pretrained_whisper_base_lowers_wer_on_held_out_sentences(corpus, tmp_path):
+    """configs/cpu_smoke.yaml as shipped (bf16 on CPU, 10 steps), on this test's synthetic Swedish corpus."""
+    out = tmp_path / "run"
+    train_script.main([str(train_script.__file__).replace("run_speech_recognition_seq2seq_streaming.py",
+                                                          "configs/cpu_smoke.yaml"),
+                       "--dataset_name", f"{corpus}/common_voice+{corpus}/fleurs",
+                       "--eval_dataset_name", str(corpus / "fleurs"), "--output_dir", str(out),
+                       "--eval_on_start", "true", "--report_to", "none", "--save_steps", "100"])
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    wers = [entry["eval_wer"] for entry in history if "eval_wer" in entry]
+    before, after = wers[0], wers[-1]
+    assert after < 0.8 * before, wers  # test sentences are disjoint from the training sentences
