@@ -132,3 +132,20 @@ def test_short_fine_tune_of_pretrained_whisper_base_lowers_wer_on_held_out_sente
     wers = [entry["eval_wer"] for entry in history if "eval_wer" in entry]
     before, after = wers[0], wers[-1]
     assert after < 0.8 * before, wers  # test sentences are disjoint from the training sentences
+
+
+def test_flops_model_counts_what_torch_counts():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import WhisperForConditionalGeneration
+
+    from conftest import tiny_whisper_config
+    from whisper_finetuning.flops import forward_flops, training_flops_per_sample
+
+    config = tiny_whisper_config(d_model=32, encoder_ffn_dim=64, decoder_ffn_dim=48, decoder_layers=3)
+    model = WhisperForConditionalGeneration._from_config(config, attn_implementation="eager").eval()
+    for length in (3, 20):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.randn(1, 80, 3000), decoder_input_ids=torch.ones(1, length, dtype=torch.long))
+        assert forward_flops(config, length) == counter.get_total_flops()
+    assert training_flops_per_sample(config, 20) == 3 * forward_flops(config, 20)

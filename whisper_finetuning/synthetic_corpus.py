@@ -66,10 +66,18 @@ def speakers_for(language: str, count: int, seed: int) -> list[Speaker]:
     return chosen
 
 
-def sentence_splits(language: str, seed: int) -> dict[str, list[str]]:
-    """Disjoint train/dev/test sentence lists (60/20/20 after a seeded shuffle)."""
-    text = files("whisper_finetuning").joinpath(f"data/sentences/corpus_{language}.txt").read_text("utf-8")
-    sentences = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+def _read_sentences(name: str) -> list[str]:
+    text = files("whisper_finetuning").joinpath(f"data/sentences/{name}.txt").read_text("utf-8")
+    return list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def sentence_splits(language: str, seed: int, sentence_set: str = "corpus") -> dict[str, list[str]]:
+    """Disjoint train/dev/test sentence lists: the set's own split files (<set>_<lang>_<split>.txt) where it has
+    them, otherwise <set>_<lang>.txt split 60/20/20 after a seeded shuffle."""
+    folder = files("whisper_finetuning").joinpath("data/sentences")
+    if folder.joinpath(f"{sentence_set}_{language}_train.txt").is_file():
+        return {split: _read_sentences(f"{sentence_set}_{language}_{split}") for split in SPLITS}
+    sentences = _read_sentences(f"{sentence_set}_{language}")
     random.Random(seed).shuffle(sentences)
     n_dev = n_test = max(1, len(sentences) // 5)
     return {"train": sentences[n_dev + n_test:], "dev": sentences[:n_dev], "test": sentences[n_dev:n_dev + n_test]}
@@ -133,10 +141,11 @@ def write_fleurs(root: Path, language: str, splits: dict, speakers: list[Speaker
     return folder
 
 
-def generate(output_dir: Path, languages: list[str], layouts: list[str], num_speakers: int = 6, seed: int = 0) -> None:
+def generate(output_dir: Path, languages: list[str], layouts: list[str], num_speakers: int = 6, seed: int = 0,
+             sentence_set: str = "corpus") -> None:
     for language in languages:
         code = get_language(language).code
-        splits = sentence_splits(code, seed)
+        splits = sentence_splits(code, seed, sentence_set)
         speakers = speakers_for(code, num_speakers, seed)
         if "common_voice" in layouts:
             write_common_voice(output_dir, code, splits, speakers)
@@ -151,8 +160,9 @@ def main() -> None:
     parser.add_argument("--layouts", nargs="+", choices=["common_voice", "fleurs"], default=["common_voice", "fleurs"])
     parser.add_argument("--num_speakers", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sentence_set", default="corpus", help="sentence lists in data/sentences/ (corpus, demo)")
     args = parser.parse_args()
-    generate(args.output_dir, args.languages, args.layouts, args.num_speakers, args.seed)
+    generate(args.output_dir, args.languages, args.layouts, args.num_speakers, args.seed, args.sentence_set)
     print(f"Wrote {', '.join(args.layouts)} layouts for {', '.join(args.languages)} to {args.output_dir}")
 
 
