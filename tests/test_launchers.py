@@ -96,3 +96,15 @@ def test_8bit_adamw_from_the_shipped_config(tiny_model_dir, corpus, tmp_path):
     assert metrics["train_loss"] > 0
     state = torch.load(out / "checkpoint-4" / "optimizer.pt", weights_only=False)["state"]
     assert all("__bnb_optimizer_quant_state__" in s for s in state.values())  # bitsandbytes' 8-bit states
+
+
+def test_deepspeed_launcher(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "out"
+    config = tiny_config(tiny_model_dir, corpus, out, deepspeed=str(REPO / "ds_config.json"), do_eval=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    launcher = Path(sys.executable).with_name("deepspeed")
+    run = subprocess.run([str(launcher), "--num_nodes", "1", "--num_gpus", "1",
+                          str(REPO / "run_speech_recognition_seq2seq_streaming.py"), str(tmp_path / "config.yaml")],
+                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (out / "checkpoint-4" / "global_step4").is_dir() and (out / "model.safetensors").is_file()

@@ -149,3 +149,18 @@ def test_flops_model_counts_what_torch_counts():
             model(torch.randn(1, 80, 3000), decoder_input_ids=torch.ones(1, length, dtype=torch.long))
         assert forward_flops(config, length) == counter.get_total_flops()
     assert training_flops_per_sample(config, 20) == 3 * forward_flops(config, 20)
+
+
+def test_config_file_with_flag_overrides(tmp_path):
+    from transformers import HfArgumentParser, Seq2SeqTrainingArguments
+
+    from whisper_finetuning.arguments import DataTrainingArguments, ModelArguments, parse_config_and_flags
+
+    config = tmp_path / "run.yaml"
+    config.write_text("model_name_or_path: m\ndataset_name: d\nmax_steps: 5\nlanguage: sv\noutput_dir: o\n")
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments))
+    # As the deepspeed launcher calls it: --local_rank=N first; a .json after a flag is that flag's value.
+    model_args, data_args, training_args = parse_config_and_flags(
+        parser, ["--local_rank=0", str(config), "--max_steps", "9", "--deepspeed", "ds_config.json"])
+    assert (model_args.model_name_or_path, data_args.language, training_args.max_steps) == ("m", "sv", 9)
+    assert training_args.deepspeed == "ds_config.json" and training_args.local_rank == 0

@@ -58,19 +58,25 @@ class DataTrainingArguments:
 
 
 def parse_config_and_flags(parser, argv: list[str]):
-    """Parse `[CONFIG.yaml|CONFIG.json] [--flag value ...]`: the file's settings, then the flags on top."""
+    """Parse `[CONFIG.yaml|CONFIG.json] [--flag value ...]`: the file's settings, then the flags on top.
+
+    The config file is the first argument that is not a `--key=value` flag (the `deepspeed` launcher puts
+    `--local_rank=N` before it)."""
     import json
 
     import yaml
 
-    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        with open(argv[0], encoding="utf-8") as handle:
-            settings = json.load(handle) if argv[0].endswith(".json") else yaml.safe_load(handle)
+    argv = list(argv)
+    first = next((i for i, arg in enumerate(argv) if not (arg.startswith("--") and "=" in arg)), None)
+    if first is not None and argv[first].endswith((".yaml", ".yml", ".json")):
+        path = argv.pop(first)
+        with open(path, encoding="utf-8") as handle:
+            settings = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
         from_file = []
         for key, value in (settings or {}).items():
             if value is None:
                 continue
             values = value if isinstance(value, list) else [value]
             from_file += [f"--{key}", *(str(v) for v in values)]
-        argv = from_file + list(argv[1:])
+        argv = from_file + argv
     return parser.parse_args_into_dataclasses(args=argv)
