@@ -21,12 +21,14 @@ def to_model_rate(samples: np.ndarray, sample_rate: int, target_rate: int = SAMP
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def load_audio(path, target_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Read an audio file as a mono float32 array at `target_rate`; unreadable or empty files raise AudioError."""
+def load_audio(path, target_rate: int = SAMPLING_RATE, source: str | None = None) -> np.ndarray:
+    """Read an audio file (a path or a file object) as a mono float32 array at `target_rate`; unreadable or empty
+    files raise AudioError naming `source` (default: the path)."""
+    source = source or str(path)
     try:
         samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioError(f"cannot decode audio file {path}: {error}") from error
+        raise AudioError(f"cannot decode audio file {source}: {error}") from error
     if samples.size == 0:
-        raise AudioError(f"audio file {path} holds no samples")
+        raise AudioError(f"audio file {source} holds no samples")
     return to_model_rate(samples, sample_rate, target_rate)

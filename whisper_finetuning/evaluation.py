@@ -72,10 +72,8 @@ def default_targets(language: str, split: str = "test", common_voice_dir: str | 
                                         f"(looked for {', '.join(lang.common_voice)})")
             locale = present[0]
         name = common_voice_dir or common_voice_dataset
-        target = identify(DatasetSpec(name, locale, split, "sentence"))
-        if common_voice_dir is None:
-            target = EvalTarget(target.spec, common_voice_dataset, _common_voice_identity(common_voice_dataset)[1])
-        targets.append(target)
+        # The release version, from the Hub id or a release folder's name (cv-corpus-17.0-...); 17.0 otherwise.
+        targets.append(EvalTarget(DatasetSpec(name, locale, split, "sentence"), *_common_voice_identity(name.lower())))
     else:
         logger.warning("Common Voice has no %s; evaluating on FLEURS only", lang.name)
     if lang.fleurs:

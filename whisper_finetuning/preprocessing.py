@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile
 
-from .audio import SAMPLING_RATE, AudioError, load_audio, to_model_rate
+from .audio import SAMPLING_RATE, AudioError, load_audio
 from .features import LogMelExtractor
 
 logger = logging.getLogger(__name__)
@@ -42,13 +41,7 @@ class PipelineStats:
 def decode_row_audio(audio: dict) -> np.ndarray:
     """16 kHz mono float32 from a row's {"path", "bytes"}."""
     if audio.get("bytes"):
-        try:
-            samples, rate = soundfile.read(io.BytesIO(audio["bytes"]), dtype="float32")
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise AudioError(f"cannot decode the audio bytes of {audio.get('path') or 'a sample'}: {error}") from error
-        if samples.size == 0:
-            raise AudioError(f"audio of {audio.get('path') or 'a sample'} holds no samples")
-        return to_model_rate(samples, rate)
+        return load_audio(io.BytesIO(audio["bytes"]), source=f"{audio.get('path') or 'a sample'} (bytes)")
     if not audio.get("path"):
         raise AudioError("sample has neither audio bytes nor a path")
     return load_audio(audio["path"])
@@ -70,9 +63,13 @@ class Preprocessor:
         self.num_threads = num_threads or 2 * (os.cpu_count() or 1)
         self._pool = None
 
-    def _skip(self, row: dict, reason: str) -> dict:
+    def _skip(self, reason: str) -> dict:
         with self.lock:
             self.stats.skipped[reason] += 1
+        return self._skipped(reason)
+
+    @staticmethod
+    def _skipped(reason: str) -> dict:
         return {"input_features": None, "labels": None, "input_length": 0.0, "skip_reason": reason}
 
     def batch(self, columns: dict) -> dict:
@@ -87,7 +84,7 @@ class Preprocessor:
         settings = self.settings
         text = self.normalize_text(row["text"] or "").strip()
         if not text:
-            return self._skip(row, "empty text")
+            return self._skip("empty text")
         try:
             audio = decode_row_audio(row["audio"])
         except AudioError as error:
@@ -97,15 +94,15 @@ class Preprocessor:
                 self.stats.unreadable.append((row["audio"].get("path"), str(error)))
                 del self.stats.unreadable[20:]
                 self._check_failures()
-            return {"input_features": None, "labels": None, "input_length": 0.0, "skip_reason": "unreadable audio"}
+            return self._skipped("unreadable audio")
         duration = len(audio) / SAMPLING_RATE
         if duration < settings.min_duration_in_seconds:
-            return self._skip(row, f"shorter than {settings.min_duration_in_seconds} s")
+            return self._skip(f"shorter than {settings.min_duration_in_seconds} s")
         if duration > settings.max_duration_in_seconds:
-            return self._skip(row, f"longer than {settings.max_duration_in_seconds} s")
+            return self._skip(f"longer than {settings.max_duration_in_seconds} s")
         labels = self.tokenizer(text).input_ids
         if len(labels) > settings.max_label_length:
-            return self._skip(row, f"labels longer than {settings.max_label_length} tokens")
+            return self._skip(f"labels longer than {settings.max_label_length} tokens")
         with self.lock:
             self.stats.kept[row["dataset"]] += 1
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}

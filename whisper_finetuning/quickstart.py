@@ -9,7 +9,6 @@ import argparse
 import csv
 import json
 import logging
-import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -18,9 +17,10 @@ from tqdm.auto import tqdm
 
 from normalizers import get_normalizer
 
-from .audio import SAMPLING_RATE, load_audio, to_model_rate
+from .audio import SAMPLING_RATE, to_model_rate
+from .evaluation import Transcriber
 from .metrics import error_rate
-from .transcription import load_whisper, transcribe
+from .transcription import language_kwargs, load_whisper
 from .tts import synthesize
 
 VOICE_VARIANTS = ["", "+m3", "+f2", "+m7", "+f4"]  # eSpeak NG voice variants, cycled over the sentences
@@ -70,15 +70,15 @@ def main() -> None:
             if english_only and language != "en":
                 continue
             rows = clips[language]
-            audio = [load_audio(output_dir / "clips" / language / row["file_name"]) for row in rows]
-            start = time.perf_counter()
-            texts = transcribe(model, processor, audio, language=language)
-            seconds = time.perf_counter() - start
+            transcriber = Transcriber(model, processor, language_kwargs(model, language))
+            outputs = transcriber([{"audio": {"path": str(output_dir / "clips" / language / row["file_name"])}}
+                                   for row in rows])
+            by_path = {out[0]["audio"]["path"]: out[1] for out in outputs}
+            texts = [by_path[str(output_dir / "clips" / language / row["file_name"])] for row in rows]
             normalization = get_normalizer(language)
             score = error_rate([r["transcription"] for r in rows], texts, normalization.metric, normalization)
-            audio_seconds = sum(len(a) for a in audio) / SAMPLING_RATE
             results.append({"model": model_name, "language": language, "samples": len(rows),
-                            **score.to_dict(), "rtfx": audio_seconds / seconds})
+                            **score.to_dict(), "rtfx": transcriber.throughput.rtfx})
             predictions += [{"model": model_name, "language": language, "file_name": r["file_name"],
                              "voice": r["voice"], "reference": r["transcription"], "prediction": t,
                              "reference_normalized": normalization(r["transcription"]),

@@ -10,32 +10,31 @@ import torch
 from datasets.distributed import split_dataset_by_node
 from huggingface_hub import ModelCard
 from torch.utils.data import DataLoader
-from transformers import Seq2SeqTrainer, TrainerCallback, WhisperForConditionalGeneration, WhisperProcessor
+from transformers import Seq2SeqTrainer, TrainerCallback
 
 from normalizers import Normalization
 
 from .evaluation import identify
 from .metrics import error_rate
 from .mixing import load_mixture, parse_dataset_specs, parse_probabilities
-from .offline_models import resolve_model
 from .preprocessing import FilterSettings, Preprocessor, prepare
 from .reports import card_data, markdown_table
+from .transcription import language_kwargs, load_whisper
 
 logger = logging.getLogger(__name__)
 
 
 def load_model_for_training(model_args, data_args):
     """Model and processor, with the language and task set where generate() and the tokenizer read them."""
-    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
-    path = resolve_model(model_args.model_name_or_path, **hub)
-    processor = WhisperProcessor.from_pretrained(path, **hub)
-    model = WhisperForConditionalGeneration.from_pretrained(
-        path, attn_implementation=model_args.attn_implementation, dropout=model_args.dropout,
-        apply_spec_augment=model_args.apply_spec_augment, mask_time_prob=model_args.mask_time_prob,
-        mask_time_length=model_args.mask_time_length, mask_feature_prob=model_args.mask_feature_prob,
-        mask_feature_length=model_args.mask_feature_length, **hub)
-    multilingual = getattr(model.generation_config, "is_multilingual", True)
-    if multilingual:
+    # Weights in float32 whatever the checkpoint stores (fp16/bf16 training is the Trainer's mixed precision).
+    model, processor = load_whisper(
+        model_args.model_name_or_path, dtype=torch.float32, attn_implementation=model_args.attn_implementation,
+        model_kwargs={"dropout": model_args.dropout, "apply_spec_augment": model_args.apply_spec_augment,
+                      "mask_time_prob": model_args.mask_time_prob, "mask_time_length": model_args.mask_time_length,
+                      "mask_feature_prob": model_args.mask_feature_prob,
+                      "mask_feature_length": model_args.mask_feature_length},
+        cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token)
+    if language_kwargs(model, data_args.language, data_args.task):  # English-only models refuse other languages
         if data_args.language is None:
             raise ValueError("--language is required to fine-tune a multilingual checkpoint (e.g. --language sv); "
                              "without it evaluation detects the language per sample")
@@ -44,8 +43,6 @@ def load_model_for_training(model_args, data_args):
         model.generation_config.language = data_args.language
         model.generation_config.task = data_args.task
         processor.tokenizer.set_prefix_tokens(language=data_args.language, task=data_args.task)
-    elif data_args.language not in (None, "en", "english"):
-        raise ValueError(f"{model_args.model_name_or_path} is English-only; it cannot learn {data_args.language!r}")
     model.generation_config.forced_decoder_ids = None
     model.config.forced_decoder_ids = None
     if model_args.freeze_encoder:

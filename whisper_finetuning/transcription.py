@@ -1,23 +1,21 @@
-"""Load a Whisper checkpoint (Hub, local or offline copy) and transcribe batches of 16 kHz audio."""
+"""Load a Whisper checkpoint (Hub, local or offline copy) and say how to force its language at generate time."""
 
-import logging
-
-import numpy as np
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from .offline_models import resolve_model
 
-logger = logging.getLogger(__name__)
-
 
 def load_whisper(name_or_path: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa",
-                 **hub_kwargs):
-    """(model, processor) for a Hub id, a local directory, or a model with an offline copy; model in eval mode."""
+                 model_kwargs: dict | None = None, **hub_kwargs):
+    """(model, processor) for a Hub id, a local directory, or a model with an offline copy; model in eval mode.
+
+    `model_kwargs` override config values (dropout, SpecAugment); `hub_kwargs` (cache_dir, revision, token) go to
+    the Hub look-ups."""
     path = resolve_model(name_or_path, **hub_kwargs)
     processor = WhisperProcessor.from_pretrained(path, **hub_kwargs)
     model = WhisperForConditionalGeneration.from_pretrained(
-        path, dtype=dtype, attn_implementation=attn_implementation, **hub_kwargs).eval()
+        path, dtype=dtype, attn_implementation=attn_implementation, **(model_kwargs or {}), **hub_kwargs).eval()
     return model, processor
 
 
@@ -28,21 +26,3 @@ def language_kwargs(model, language: str | None, task: str = "transcribe") -> di
             raise ValueError(f"{model.name_or_path} is an English-only model and cannot transcribe {language!r}")
         return {}
     return {"language": language, "task": task}
-
-
-def transcribe(model, processor, audio: list[np.ndarray], language: str | None = None, task: str = "transcribe",
-               batch_size: int = 8) -> list[str]:
-    """Transcribe 16 kHz mono arrays (up to 30 s each) in batches of similar length; returns texts in input order."""
-    order = sorted(range(len(audio)), key=lambda i: len(audio[i]))
-    texts = [""] * len(audio)
-    kwargs = language_kwargs(model, language, task)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        features = processor.feature_extractor(
-            [audio[i] for i in batch], sampling_rate=processor.feature_extractor.sampling_rate, return_tensors="pt"
-        ).input_features.to(model.device, model.dtype)
-        with torch.inference_mode():
-            tokens = model.generate(features, **kwargs)
-        for i, text in zip(batch, processor.batch_decode(tokens, skip_special_tokens=True)):
-            texts[i] = text.strip()
-    return texts
