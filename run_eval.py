@@ -48,8 +48,8 @@ class EvalArguments:
     streaming: bool = field(default=True, metadata={"help": "stream Hub datasets (--streaming false downloads)"})
     max_eval_samples: int | None = field(default=None)
     batch_size: int = field(default=16)
-    dtype: str = field(default="auto", metadata={"help": "auto (float16 on GPU, float32 on CPU), float32, "
-                                                          "float16 or bfloat16"})
+    dtype: str = field(default="auto", metadata={"help": "auto (float16 on GPU, bfloat16 on CPUs with native "
+                                                          "bfloat16, else float32), float32, float16 or bfloat16"})
     attn_implementation: str = field(default="sdpa")
     num_beams: int = field(default=1)
     return_timestamps: bool = field(default=False)
@@ -60,9 +60,18 @@ class EvalArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one, if any)"})
 
 
+def cpu_has_native_bfloat16() -> bool:
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 def choose_dtype(name: str) -> torch.dtype:
+    """auto: float16 on GPU; bfloat16 on CPUs that compute in it natively (about twice as fast as float32, same WER
+    within noise: see the README); float32 elsewhere."""
     if name == "auto":
-        return torch.float16 if torch.cuda.is_available() else torch.float32
+        if torch.cuda.is_available():
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32
     return getattr(torch, name)
 
 
@@ -98,7 +107,8 @@ def main(argv=None) -> list[dict]:
         results.append({"dataset_name": target.pretty_name, "dataset_type": target.dataset_type,
                         "source": spec.name, "config": spec.config, "split": spec.split,
                         "language": normalization.language.code if args.language else None,
-                        "rtfx": transcriber.throughput.rtfx, **scores})
+                        "rtfx": transcriber.throughput.rtfx, "dtype": str(model.dtype).removeprefix("torch."),
+                        **scores})
         predictions[label] = rows_out
 
     write_reports(Path(args.output_dir), args.model_name_or_path, results, predictions, args.language)

@@ -45,6 +45,7 @@ def test_evaluates_common_voice_and_fleurs_test_sets(evaluated):
         assert result["samples"] == 6 and result["unreadable"] == 0 and result["audio_hours"] > 0
         assert result["wer"] < 60 and result["rtfx"] > 0  # varied accents and pitches: far from perfect
         assert result["substitutions"] + result["deletions"] + result["hits"] > 30
+        assert result["dtype"] == str(run_eval.choose_dtype("auto")).removeprefix("torch.")
 
 
 def test_reported_wer_equals_an_independent_jiwer_computation(evaluated):
