@@ -21,7 +21,7 @@ from transformers import HfArgumentParser
 from normalizers import get_normalizer
 from whisper_finetuning.arguments import parse_config_and_flags
 from whisper_finetuning.evaluation import (
-    COMMON_VOICE_HUB, FLEURS_HUB, Transcriber, default_targets, evaluate_rows, identify,
+    COMMON_VOICE_HUB, FLEURS_HUB, Throughput, Transcriber, default_targets, evaluate_rows, identify,
 )
 from whisper_finetuning.mixing import count_samples, load_mixture, parse_dataset_specs
 from whisper_finetuning.reports import markdown_table, merge_into_card, write_reports
@@ -96,11 +96,12 @@ def main(argv=None) -> list[dict]:
     generate_kwargs = {"num_beams": args.num_beams, "return_timestamps": args.return_timestamps}
     generate_kwargs.update(language_kwargs(model, None if args.detect_language else args.language, args.task))
 
+    transcriber = Transcriber(model, processor, generate_kwargs, batch_size=args.batch_size)
     results, predictions = [], {}
     for target in targets:
         spec = target.spec
         rows = load_mixture([spec], streaming=args.streaming, token=args.token)
-        transcriber = Transcriber(model, processor, generate_kwargs, batch_size=args.batch_size)
+        transcriber.throughput = Throughput()  # RTFx per dataset
         label = f"{target.pretty_name} {spec.config or ''} {spec.split}".replace("  ", " ")
         scores, rows_out = evaluate_rows(transcriber, rows, normalization, total=count_samples(spec), description=label,
                                          max_samples=args.max_eval_samples)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole loop, offline, on CPU: evaluate whisper-base on synthetic Swedish (Common Voice + FLEURS layouts),
 # fine-tune it, evaluate again, and write a report (demo_output/report/). Sets itself up first if needed.
-#   bash configs/demo.sh            # about 10 minutes on 2 cores
+#   bash configs/demo.sh            # about 6 minutes on 2 cores
 #   bash configs/demo.sh --quick    # a smoke run, about 2 minutes
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"

@@ -23,6 +23,7 @@ import torch
 from transformers import WhisperConfig
 
 from .flops import training_flops_per_sample
+from .sources import load_source
 from .synthetic_corpus import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +96,7 @@ def mean_label_length(model_dir: Path, corpus: Path) -> float:
     from transformers import WhisperTokenizer
 
     tokenizer = WhisperTokenizer.from_pretrained(model_dir)
-    sentences = [row.split("\t")[3] for row in (corpus / "common_voice" / "sv-SE" / "train.tsv").read_text(
-        encoding="utf-8").splitlines()[1:]]
+    sentences = [row["text"] for row in load_source(str(corpus / "common_voice"), "sv-SE", "train")]
     return sum(len(tokenizer(s).input_ids) for s in sentences) / len(sentences)
 
 

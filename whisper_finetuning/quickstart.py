@@ -70,11 +70,11 @@ def main() -> None:
             if english_only and language != "en":
                 continue
             rows = clips[language]
+            paths = [str(output_dir / "clips" / language / row["file_name"]) for row in rows]
             transcriber = Transcriber(model, processor, language_kwargs(model, language))
-            outputs = transcriber([{"audio": {"path": str(output_dir / "clips" / language / row["file_name"])}}
-                                   for row in rows])
-            by_path = {out[0]["audio"]["path"]: out[1] for out in outputs}
-            texts = [by_path[str(output_dir / "clips" / language / row["file_name"])] for row in rows]
+            by_path = {row["audio"]["path"]: text
+                       for row, text, _, _ in transcriber([{"audio": {"path": path}} for path in paths])}
+            texts = [by_path[path] for path in paths]
             normalization = get_normalizer(language)
             score = error_rate([r["transcription"] for r in rows], texts, normalization.metric, normalization)
             results.append({"model": model_name, "language": language, "samples": len(rows),

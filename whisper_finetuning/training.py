@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets.distributed import split_dataset_by_node
 from huggingface_hub import ModelCard
 from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer, TrainerCallback
@@ -94,9 +93,8 @@ def train_stream(data_args, training_args, processor, normalize_targets, max_lab
     specs = parse_dataset_specs(data_args.dataset_name, data_args.dataset_config_name, data_args.train_split_name,
                                 data_args.text_column_name)
     rows = load_mixture(specs, parse_probabilities(data_args.train_probabilities, len(specs)),
-                        data_args.stopping_strategy, seed=training_args.seed, streaming=data_args.streaming)
-    if training_args.world_size > 1:
-        rows = split_dataset_by_node(rows, rank=training_args.process_index, world_size=training_args.world_size)
+                        data_args.stopping_strategy, seed=training_args.seed, streaming=data_args.streaming,
+                        rank=training_args.process_index, world_size=training_args.world_size)
     settings = FilterSettings(data_args.min_duration_in_seconds, data_args.max_duration_in_seconds, max_label_length)
     preprocessor = Preprocessor(processor, settings, normalize_text=normalize_targets)
     stream = TrainingStream(rows, preprocessor, training_args.seed, data_args.shuffle_buffer_size,
