@@ -6,7 +6,8 @@
         --dataset_name "data/cv-corpus-17.0+data/fleurs" --dataset_config_name "sv-SE+sv_se" \\
         --train_split_name train --eval_split_name test --max_steps 5000 --output_dir whisper-small-sv ...
 
-Arguments: whisper_finetuning/arguments.py (model and data) and transformers' Seq2SeqTrainingArguments.
+Arguments: whisper_finetuning/args.py (model, data, preprocessing), whisper_finetuning/training/arguments.py
+(fine-tuning, training data) and transformers' Seq2SeqTrainingArguments.
 """
 
 import logging
@@ -16,22 +17,26 @@ import datasets
 import transformers
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, set_seed
 
-from normalizers import get_normalizer, get_target_normalizer
-from whisper_finetuning.arguments import DataTrainingArguments, ModelArguments, parse_config_and_flags
-from whisper_finetuning.checkpoints import SaveOnSignalCallback, last_complete_checkpoint
-from whisper_finetuning.collator import SpeechSeq2SeqCollator
-from whisper_finetuning.evaluation import identify
-from whisper_finetuning.training import (
-    WhisperTrainer, eval_set, eval_specs, load_model_for_training, make_compute_metrics, train_stream,
-    write_model_card,
-)
+from normalizers import get_normalizer
+from whisper_finetuning.args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
+from whisper_finetuning.cards import identify
+from whisper_finetuning.training.arguments import FineTuningArguments, TrainingDataArguments
+from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, last_complete_checkpoint
+from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
+from whisper_finetuning.training.model_card import model_card, write_model_card
+from whisper_finetuning.training.model_setup import check_cpu_mixed_precision, load_model_for_training
+from whisper_finetuning.training.stream import eval_set, eval_specs, train_stream
+from whisper_finetuning.training.trainer import WhisperTrainer, make_compute_metrics
 
 logger = logging.getLogger("run_speech_recognition_seq2seq_streaming")
+ARGUMENTS = (ModelArguments, DataArguments, PreprocessingArguments, FineTuningArguments, TrainingDataArguments,
+             Seq2SeqTrainingArguments)
 
 
 def main(argv=None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments))
-    model_args, data_args, training_args = parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(ARGUMENTS, description=__doc__)
+    model_args, data_args, preprocessing_args, finetuning_args, train_data_args, training_args = (
+        parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv))
 
     # 1. Logging, checks that fail fast, seed
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
@@ -39,11 +44,12 @@ def main(argv=None) -> dict:
     log_level = training_args.get_process_log_level()
     for library in (datasets.utils.logging, transformers.utils.logging):
         library.set_verbosity(log_level)
+    if not data_args.dataset_name:
+        raise ValueError("give --dataset_name (the datasets to train on)")
     if training_args.do_train and training_args.max_steps <= 0:
         raise ValueError("a streaming dataset has no length: give --max_steps (the number of optimizer steps)")
-    normalization = get_normalizer(data_args.language)  # an unknown language fails here, with the options
-    normalize_targets = get_target_normalizer(data_args.language, data_args.do_lower_case,
-                                              data_args.do_remove_punctuation)
+    normalization = get_normalizer(data_args.language)
+    check_cpu_mixed_precision(training_args)
     training_args.predict_with_generate = True
     # Each process reads its own shards of the stream; with dispatch_batches rank 0 would read everything.
     training_args.accelerator_config.dispatch_batches = False
@@ -52,20 +58,20 @@ def main(argv=None) -> dict:
     set_seed(training_args.seed)
 
     # 2. Model and processor (saved first, by the main process, before others may read it)
-    model, processor = load_model_for_training(model_args, data_args)
+    model, processor = load_model_for_training(model_args, finetuning_args, data_args)
     with training_args.main_process_first(desc="saving the processor"):
         if training_args.should_save:
             processor.save_pretrained(training_args.output_dir)
     max_label_length = model.config.max_target_positions  # 448 decoder positions (not config.max_length)
 
-    # 3. Data: a training stream, and an evaluation set decoded once
+    # 3. Data: a training stream (from audio, or from the feature cache), and an evaluation set decoded once
     train_dataset, train_preprocessor, train_specs = None, None, []
     if training_args.do_train:
         train_dataset, train_preprocessor, train_specs = train_stream(
-            data_args, training_args, processor, normalize_targets, max_label_length)
+            data_args, preprocessing_args, train_data_args, training_args, processor, max_label_length)
     eval_dataset = None
     if training_args.do_eval:
-        eval_dataset = eval_set(data_args, processor, normalize_targets, max_label_length)
+        eval_dataset = eval_set(data_args, preprocessing_args, train_data_args, processor, max_label_length)
         if not eval_dataset:
             raise ValueError("the evaluation set has no usable sample (see the skip counts above)")
 
@@ -74,19 +80,20 @@ def main(argv=None) -> dict:
     trainer = WhisperTrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
-        compute_metrics=make_compute_metrics(processor.tokenizer, normalization, data_args.do_normalize_eval),
+        compute_metrics=make_compute_metrics(processor.tokenizer, normalization, train_data_args.do_normalize_eval),
         callbacks=[signal_callback])
 
     # 5. Train, resuming from the newest complete checkpoint unless told otherwise
     metrics = {}
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint
-        if checkpoint is None and model_args.auto_resume:
+        if checkpoint is None and finetuning_args.auto_resume:
             checkpoint = last_complete_checkpoint(training_args.output_dir)
         if checkpoint is not None:
             logger.info("Resuming from %s", checkpoint)
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        train_preprocessor.report()
+        if train_preprocessor is not None:
+            train_preprocessor.report()
         if signal_callback.received:
             logger.warning("Stopped by %s after saving a checkpoint; run the same command again to resume",
                            signal_callback.received)
@@ -104,7 +111,7 @@ def main(argv=None) -> dict:
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
-        specs = eval_specs(data_args)
+        specs = eval_specs(data_args, train_data_args)
         target = identify(specs[0])
         results.append({"dataset_name": target.pretty_name if len(specs) == 1 else " + ".join(
             identify(s).pretty_name for s in specs), "dataset_type": target.dataset_type,
@@ -112,7 +119,9 @@ def main(argv=None) -> dict:
             "metric": normalization.metric, "wer": eval_metrics["eval_wer"],
             "cer": eval_metrics.get("eval_cer"), "samples": len(eval_dataset)})
     if training_args.should_save:
-        card = write_model_card(training_args.output_dir, model_args, data_args, training_args, train_specs, results)
+        card = model_card(training_args.output_dir, model_args, finetuning_args, data_args, training_args,
+                          train_specs, results)
+        write_model_card(card, training_args.output_dir)
         if training_args.push_to_hub:
             trainer.push_to_hub(commit_message="End of training")
             card.push_to_hub(training_args.hub_model_id or training_args.output_dir, token=training_args.hub_token)

@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 from transformers import pipeline
 
-from normalizers import get_normalizer
-from whisper_finetuning.audio import load_audio
-from whisper_finetuning.evaluation import Transcriber
-from whisper_finetuning.languages import get_language
+from normalizers import get_language, get_normalizer
+from whisper_finetuning.data.audio import load_audio
+from whisper_finetuning.data.sources import load_source
+from whisper_finetuning.evaluation.cpu_attention import enable_fast_cpu_attention
+from whisper_finetuning.evaluation.transcriber import Transcriber
+from whisper_finetuning.loading import language_kwargs, load_whisper
 from whisper_finetuning.metrics import error_rate
-from whisper_finetuning.sources import load_source
-from whisper_finetuning.synthetic_corpus import generate
-from whisper_finetuning.transcription import language_kwargs, load_whisper
+from whisper_finetuning.synthetic.corpus import generate
 
 ANCHOR = "pipeline float32"
 
@@ -43,6 +43,7 @@ def corpus_rows(corpus: Path, language: str) -> list[dict]:
 
 def run_transcriber(args, dtype: str, rows: list[dict], language: str) -> tuple[list, float]:
     model, processor = load_whisper(args.model, dtype=getattr(torch, dtype))
+    enable_fast_cpu_attention(model)
     kwargs = {**language_kwargs(model, language), "num_beams": args.num_beams}
     transcriber = Transcriber(model, processor, kwargs, batch_size=args.batch_size)
     start = time.perf_counter()

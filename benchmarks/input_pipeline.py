@@ -2,10 +2,11 @@
 
     python benchmarks/input_pipeline.py [--corpus DIR] [--locale sv-SE] [--passes 3]
 
-Both read one Common Voice folder (48 kHz mp3) and produce batches of 16 kHz log-mel features [B, 80, 3000]:
+Each reads one Common Voice folder (48 kHz mp3) and produces batches of 16 kHz log-mel features [B, 80, 3000]:
   default  datasets' Audio(sampling_rate=16000) cast (torchcodec + FFmpeg decode and resample) and the
            WhisperFeatureExtractor per example in `map`, as the anchor script does;
-  kit      sources.load_source -> Preprocessor (soundfile decode, soxr resample, log-mel over the real audio only).
+  kit      sources.load_source -> Preprocessor (soundfile decode, soxr resample, log-mel over the real audio only);
+  cache    the kit's feature cache (features.cache, training's --feature_cache_dir): built once, then read back.
 Prints samples/s for each and the ratio. The default path needs `pip install torchcodec` and FFmpeg's libraries.
 Without --corpus, a synthetic corpus is generated first (not timed).
 """
@@ -19,10 +20,12 @@ import datasets
 import numpy as np
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
-from whisper_finetuning.offline_models import resolve_model
-from whisper_finetuning.preprocessing import Preprocessor, prepare
-from whisper_finetuning.sources import load_source
-from whisper_finetuning.synthetic_corpus import generate
+from whisper_finetuning.data.mixing import DatasetSpec
+from whisper_finetuning.data.sources import load_source
+from whisper_finetuning.features import cache
+from whisper_finetuning.features.preprocessing import Preprocessor, prepare
+from whisper_finetuning.offline.resolver import resolve_model
+from whisper_finetuning.synthetic.corpus import generate
 
 
 class Processor:  # the two parts the Preprocessor uses, without loading a model
@@ -90,6 +93,14 @@ def main() -> None:
         kit = timed(lambda: prepare(load_source(str(folder), None, args.split), Preprocessor(processor)),
                     args.batch_size, args.passes)
         print(f"kit path:     {kit:7.1f} samples/s")
+        cache_dir = Path(scratch) / "feature-cache"
+        start = time.perf_counter()
+        cache.build_part(cache_dir, [DatasetSpec(str(folder), None, args.split, None)], {"benchmark": True},
+                         Preprocessor(processor))
+        print(f"cache build:  {time.perf_counter() - start:7.1f} s (once)")
+        cached = timed(lambda: cache.restore_features(cache.load_feature_cache(cache_dir), 80, 3000),
+                       args.batch_size, args.passes)
+        print(f"kit + cache:  {cached:7.1f} samples/s ({cached / kit:.1f}x the kit path, --feature_cache_dir)")
         try:
             default = timed(lambda: default_stream(folder, args.split, feature_extractor), args.batch_size, args.passes)
         except (ImportError, OSError, RuntimeError) as error:

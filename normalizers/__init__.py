@@ -7,7 +7,8 @@
     targets("It's 3.5 km.") -> "it's 3.5 km"
 
 English uses OpenAI Whisper's EnglishTextNormalizer; every other language Whisper's basic normalizer with the
-per-language rules of languages.tsv. `python -m normalizers --language uk "text"` shows what they do.
+per-language rules of languages.tsv, the kit's one language table (also its datasets' configs and locales).
+`python -m normalizers --language uk "text"` shows what they do.
 """
 
 from dataclasses import dataclass
@@ -15,13 +16,13 @@ from typing import Callable
 
 from .basic import BasicTextNormalizer, LanguageTextNormalizer
 from .english import EnglishNumberNormalizer, EnglishSpellingNormalizer, EnglishTextNormalizer
-from .languages import LanguageRules, all_languages, language_rules
-from .training import TargetTextNormalizer
+from .languages import Language, all_languages, get_language
+from .targets import TargetTextNormalizer
 
 __all__ = [
     "BasicTextNormalizer", "EnglishNumberNormalizer", "EnglishSpellingNormalizer", "EnglishTextNormalizer",
-    "LanguageRules", "LanguageTextNormalizer", "Normalization", "TargetTextNormalizer", "all_languages",
-    "get_normalizer", "get_target_normalizer", "language_rules",
+    "Language", "LanguageTextNormalizer", "Normalization", "TargetTextNormalizer", "all_languages",
+    "get_language", "get_normalizer", "get_target_normalizer",
 ]
 
 
@@ -29,7 +30,7 @@ __all__ = [
 class Normalization:
     """An evaluation normalizer and the metric that goes with it."""
 
-    language: LanguageRules
+    language: Language
     metric: str  # "wer" or "cer"
     normalize: Callable[[str], str]
 
@@ -42,7 +43,7 @@ def get_normalizer(language: str | None, remove_diacritics: bool = False) -> Nor
 
     `language=None` (unknown or mixed languages) gives Whisper's basic normalizer and WER.
     """
-    rules = language_rules(language or "en")
+    rules = get_language(language or "en")
     if language is None:
         return Normalization(rules, "wer", BasicTextNormalizer(remove_diacritics=remove_diacritics))
     if rules.code == "en":
@@ -53,5 +54,5 @@ def get_normalizer(language: str | None, remove_diacritics: bool = False) -> Nor
 def get_target_normalizer(language: str | None, do_lower_case: bool = False,
                           do_remove_punctuation: bool = False) -> TargetTextNormalizer:
     """The training-target normalizer (identity unless a switch is on)."""
-    rules = language_rules(language or "en")
+    rules = get_language(language or "en")
     return TargetTextNormalizer(rules, do_lower_case=do_lower_case, do_remove_punctuation=do_remove_punctuation)

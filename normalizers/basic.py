@@ -11,7 +11,7 @@ import unicodedata
 
 from whisper_normalizer.basic import ADDITIONAL_DIACRITICS, BasicTextNormalizer
 
-from .languages import LanguageRules
+from .languages import Language
 
 __all__ = ["BasicTextNormalizer", "LanguageTextNormalizer"]
 
@@ -26,7 +26,7 @@ SPACES = re.compile(r"\s+")
 class LanguageTextNormalizer:
     """Normalize text of one language for WER/CER (see the module docstring)."""
 
-    def __init__(self, rules: LanguageRules, remove_diacritics: bool = False):
+    def __init__(self, rules: Language, remove_diacritics: bool = False):
         if remove_diacritics and rules.marks == "keep":
             raise ValueError(
                 f"remove_diacritics would delete letters of {rules.name} (its combining marks are vowel signs); "
@@ -40,9 +40,7 @@ class LanguageTextNormalizer:
         text = unicodedata.normalize("NFKC", text)
         for source, target in rules.char_map:
             text = text.replace(source, target)
-        if rules.turkic_casing:
-            text = text.replace("İ", "i").replace("I", "ı")
-        text = text.lower()
+        text = rules.lower(text)
         text = BRACKETED.sub("", text)
         text = PARENTHESISED.sub("", text)
         if rules.drop_zero_width:

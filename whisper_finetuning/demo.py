@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from transformers import WhisperConfig
 
-from .flops import training_flops_per_sample
-from .sources import load_source
-from .synthetic_corpus import generate
+from .data.sources import load_source
+from .synthetic.corpus import generate
+from .training.flops import training_flops_per_sample
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_MODEL = "openai/whisper-base"

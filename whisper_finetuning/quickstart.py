@@ -1,6 +1,6 @@
 """Quickstart: transcribe a few clips in English, German and Swedish with pretrained Whisper, offline, and score them.
 
-The clips are spoken by eSpeak NG from the sentence lists in data/sentences/ and written as an audiofolder
+The clips are spoken by eSpeak NG from the sentence lists in synthetic/sentences/ and written as an audiofolder
 (metadata.csv + wav). Each model is loaded from the Hub if it can be reached, otherwise from its offline copy.
 Writes OUTPUT_DIR/results.md, results.json and predictions.jsonl, and prints the table.
 """
@@ -9,7 +9,6 @@ import argparse
 import csv
 import json
 import logging
-from importlib.resources import files
 from pathlib import Path
 
 import soundfile
@@ -17,18 +16,15 @@ from tqdm.auto import tqdm
 
 from normalizers import get_normalizer
 
-from .audio import SAMPLING_RATE, to_model_rate
-from .evaluation import Transcriber
+from .data.audio import SAMPLING_RATE, to_model_rate
+from .evaluation.cpu_attention import enable_fast_cpu_attention
+from .evaluation.transcriber import Transcriber
+from .loading import language_kwargs, load_whisper
 from .metrics import error_rate
-from .transcription import language_kwargs, load_whisper
-from .tts import synthesize
+from .synthetic.corpus import read_sentences
+from .synthetic.tts import synthesize
 
 VOICE_VARIANTS = ["", "+m3", "+f2", "+m7", "+f4"]  # eSpeak NG voice variants, cycled over the sentences
-
-
-def sentences(language: str) -> list[str]:
-    text = files("whisper_finetuning").joinpath(f"data/sentences/quickstart_{language}.txt").read_text("utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def make_clips(language: str, clip_dir: Path) -> list[dict]:
@@ -39,7 +35,8 @@ def make_clips(language: str, clip_dir: Path) -> list[dict]:
             return list(csv.DictReader(handle))
     clip_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index, sentence in enumerate(tqdm(sentences(language), desc=f"speaking {language}", leave=False)):
+    sentences = read_sentences(f"quickstart_{language}")
+    for index, sentence in enumerate(tqdm(sentences, desc=f"speaking {language}", leave=False)):
         voice = language + VOICE_VARIANTS[index % len(VOICE_VARIANTS)]
         samples, rate = synthesize(sentence, voice=voice, rate=130)
         name = f"{language}_{index:03d}.wav"
@@ -65,6 +62,7 @@ def main() -> None:
     results, predictions = [], []
     for model_name in args.models:
         model, processor = load_whisper(model_name)
+        enable_fast_cpu_attention(model)
         english_only = not model.generation_config.is_multilingual
         for language in tqdm(args.languages, desc=model_name):
             if english_only and language != "en":

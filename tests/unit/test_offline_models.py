@@ -1,0 +1,114 @@
+"""Finding, verifying, converting and caching the offline weight packages."""
+
+import base64
+import hashlib
+import json
+import logging
+
+import pytest
+from ct2_writer import ct2_variables, write_ct2_model
+
+from whisper_finetuning.offline import resolver as offline_models
+from whisper_finetuning.offline.resolver import OfflineModelError, offline_model_dir, resolve_model
+
+
+def install_fake_package(site, name: str, files: dict) -> None:
+    """Lay out an installed distribution (files + dist-info RECORD with sizes and hashes) under `site`."""
+    module = name.replace("-", "_")
+    records = []
+    for relative, content in files.items():
+        path = site / module / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        records.append(f"{module}/{relative},sha256={digest},{len(content)}")
+    (site / module / "__init__.py").write_text("")
+    info = site / f"{module}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "RECORD").write_text("\n".join(records) + "\n")
+
+
+@pytest.fixture
+def fake_model(tmp_path, monkeypatch, tiny_whisper, base_ct2_config, base_tokenizer_file):
+    """A tiny model split over two fake installed packages, registered as 'test/tiny-whisper'."""
+    site = tmp_path / "site"
+    blob = write_ct2_model(ct2_variables(tiny_whisper.state_dict(), 2, 2))
+    half = len(blob) // 2
+    install_fake_package(site, "fake-whisper-part1", {
+        "data/model.bin.part1": blob[:half],
+        "data/config.json": json.dumps(base_ct2_config).encode(),
+        "data/tokenizer.json": base_tokenizer_file.read_bytes(),
+    })
+    install_fake_package(site, "fake-whisper-part2", {"data/model.bin.part2": blob[half:]})
+    monkeypatch.syspath_prepend(str(site))
+    table = {"test/tiny-whisper": [{
+        "model_bin": [["fake-whisper-part1", "fake_whisper_part1/data/model.bin.part1"],
+                      ["fake-whisper-part2", "fake_whisper_part2/data/model.bin.part2"]],
+        "config": ["fake-whisper-part1", "fake_whisper_part1/data/config.json"],
+        "tokenizer": ["fake-whisper-part1", "fake_whisper_part1/data/tokenizer.json"],
+    }]}
+    monkeypatch.setattr(offline_models, "offline_model_table", lambda: table)
+    monkeypatch.setenv("WHISPER_FINETUNING_CACHE", str(tmp_path / "cache"))
+    return site
+
+
+def test_builds_once_and_reuses_the_cached_copy(fake_model, tmp_path):
+    first = offline_model_dir("test/tiny-whisper")
+    assert first == tmp_path / "cache" / "models" / "test--tiny-whisper"
+    assert (first / "model.safetensors").is_file() and (first / "preprocessor_config.json").is_file()
+    stamp = json.loads((first / "offline_source.json").read_text())
+    assert stamp["packages"] == {"fake-whisper-part1": "1.0", "fake-whisper-part2": "1.0"}
+    built_at = (first / "model.safetensors").stat().st_mtime_ns
+    assert offline_model_dir("test/tiny-whisper") == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == built_at
+
+
+def test_an_interrupted_build_is_rebuilt(fake_model):
+    target = offline_model_dir("test/tiny-whisper")
+    (target / "offline_source.json").unlink()  # as if killed before the build finished
+    (target / "model.safetensors").write_bytes(b"partial")
+    rebuilt = offline_model_dir("test/tiny-whisper")
+    assert (rebuilt / "offline_source.json").is_file()
+    assert (rebuilt / "model.safetensors").stat().st_size > 1000
+
+
+def test_missing_package_names_the_install_command(fake_model):
+    for path in fake_model.glob("fake_whisper_part2*"):
+        path.rename(path.with_name("gone-" + path.name))
+    with pytest.raises(OfflineModelError, match="pip install fake-whisper-part1 fake-whisper-part2"):
+        offline_model_dir("test/tiny-whisper")
+
+
+def test_truncated_package_file_is_reported(fake_model):
+    part = fake_model / "fake_whisper_part2" / "data" / "model.bin.part2"
+    part.write_bytes(part.read_bytes()[:-100])
+    with pytest.raises(OfflineModelError, match=r"truncated or damaged.*pip install --force-reinstall fake-whisper-part2"):
+        offline_model_dir("test/tiny-whisper")
+
+
+def test_corrupted_package_file_fails_its_hash(fake_model):
+    part = fake_model / "fake_whisper_part1" / "data" / "model.bin.part1"
+    data = bytearray(part.read_bytes())
+    data[-1] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(OfflineModelError, match="sha256.*fake-whisper-part1"):
+        offline_model_dir("test/tiny-whisper")
+
+
+def test_resolve_falls_back_to_the_offline_copy_and_says_so(fake_model, caplog):
+    with caplog.at_level(logging.WARNING):
+        resolved = resolve_model("test/tiny-whisper")
+    assert resolved == str(offline_model_dir("test/tiny-whisper"))
+    assert "offline copy of test/tiny-whisper" in caplog.text
+
+
+def test_resolve_keeps_local_directories_and_rejects_unknown_ids(fake_model, tmp_path):
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(OSError):
+        resolve_model("nobody/no-such-whisper")
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(OfflineModelError, match="openai/whisper-base"):
+        offline_models._sources("openai/whisper-gigantic")

@@ -1,0 +1,87 @@
+"""What model cards say about results, shared by training (its model card) and evaluation (its reports):
+the Hub identity of a dataset, the leaderboard's `model-index` entries, and the results table.
+
+A dataset read from a local Common Voice release or FLEURS folder is named by its Hub id (the leaderboard knows
+those); any other local dataset by its folder or file name, never by a path on this machine.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCardData
+
+from .data.mixing import DatasetSpec
+
+TASK = "automatic-speech-recognition"
+COMMON_VOICE_HUB = "mozilla-foundation/common_voice_17_0"
+FLEURS_HUB = "google/fleurs"
+
+
+@dataclass
+class DatasetIdentity:
+    spec: DatasetSpec
+    dataset_type: str  # what the model-index calls the dataset (a Hub id, or a local dataset's name)
+    pretty_name: str
+
+
+def common_voice_identity(name: str) -> tuple[str, str]:
+    """(Hub id, pretty name) of a Common Voice release, from a Hub id or a release folder's name (cv-corpus-17.0-...);
+    17.0 when neither says."""
+    match = re.search(r"common_voice_(\d+)_0|cv-corpus-(\d+)\.", name.lower())
+    version = next((v for v in match.groups() if v), None) if match else None
+    if version is None:
+        return COMMON_VOICE_HUB, "Common Voice 17.0"
+    return f"mozilla-foundation/common_voice_{version}_0", f"Common Voice {version}.0"
+
+
+def public_name(name: str) -> str:
+    """A dataset name fit for a card: a Hub id as it is, a local path reduced to its folder or file name."""
+    path = Path(name).expanduser()
+    return path.resolve().name if path.exists() else name
+
+
+def identify(spec: DatasetSpec) -> DatasetIdentity:
+    """The Hub identity of a dataset for the model card, also when it was read from a local release folder."""
+    lowered = spec.name.lower()
+    if "common_voice" in lowered or "cv-corpus" in lowered or "common-voice" in lowered:
+        return DatasetIdentity(spec, *common_voice_identity(lowered))
+    if "fleurs" in lowered:
+        return DatasetIdentity(spec, FLEURS_HUB, "FLEURS")
+    name = public_name(spec.name)
+    return DatasetIdentity(spec, name, name)
+
+
+def eval_results(results: list[dict]) -> list[EvalResult]:
+    """model-index entries: WER (and CER where the language is scored by it), in percent."""
+    entries = []
+    for result in results:
+        metrics = [("wer", "WER")] + ([("cer", "CER")] if result["metric"] == "cer" else [])
+        for metric, name in metrics:
+            entries.append(EvalResult(
+                task_type=TASK, task_name="Automatic Speech Recognition", dataset_type=result["dataset_type"],
+                dataset_name=result["dataset_name"], dataset_config=result["config"], dataset_split=result["split"],
+                dataset_args={"language": result["language"]} if result.get("language") else None,
+                metric_type=metric, metric_name=name, metric_value=round(result[metric], 2)))
+    return entries
+
+
+def card_data(model_name: str, results: list[dict], language: str | None = None, base_model: str | None = None,
+              datasets: list[str] | None = None, tags: list[str] | None = None) -> ModelCardData:
+    return ModelCardData(model_name=model_name, language=language, base_model=base_model, datasets=datasets,
+                         tags=tags, license="apache-2.0", pipeline_tag=TASK, eval_results=eval_results(results))
+
+
+def _number(value, digits: int) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"  # value != value: nan
+
+
+def markdown_table(results: list[dict]) -> str:
+    lines = ["| dataset | config | split | samples | hours | WER | orthographic WER | CER | RTFx |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['dataset_name']} | {r['config'] or '-'} | {r['split']} | {r['samples']} | "
+                     f"{_number(r.get('audio_hours'), 2)} | {_number(r['wer'], 2)} | "
+                     f"{_number(r.get('wer_orthographic'), 2)} | {_number(r.get('cer'), 2)} | "
+                     f"{_number(r.get('rtfx'), 1)} |")
+    return "\n".join(lines)

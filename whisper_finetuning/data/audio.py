@@ -1,0 +1,45 @@
+"""Decode audio with libsndfile (WAV, FLAC, OGG, MP3) and resample with soxr: no FFmpeg needed."""
+
+import io
+
+import numpy as np
+import soundfile
+import soxr
+
+SAMPLING_RATE = 16_000  # what Whisper's feature extractor expects
+
+
+class AudioError(ValueError):
+    pass
+
+
+def to_model_rate(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Mix down to mono and resample to `target_rate`, as float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if sample_rate != target_rate:
+        samples = soxr.resample(samples, sample_rate, target_rate, quality="HQ")
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def load_audio(path, target_rate: int = SAMPLING_RATE, source: str | None = None) -> np.ndarray:
+    """Read an audio file (a path or a file object) as a mono float32 array at `target_rate`; unreadable or empty
+    files raise AudioError naming `source` (default: the path)."""
+    source = source or str(path)
+    try:
+        samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise AudioError(f"cannot decode audio file {source}: {error}") from error
+    if samples.size == 0:
+        raise AudioError(f"audio file {source} holds no samples")
+    return to_model_rate(samples, sample_rate, target_rate)
+
+
+def decode_row_audio(audio: dict) -> np.ndarray:
+    """16 kHz mono float32 from a row's {"path", "bytes"} (see `sources`)."""
+    if audio.get("bytes"):
+        return load_audio(io.BytesIO(audio["bytes"]), source=f"{audio.get('path') or 'a sample'} (bytes)")
+    if not audio.get("path"):
+        raise AudioError("sample has neither audio bytes nor a path")
+    return load_audio(audio["path"])

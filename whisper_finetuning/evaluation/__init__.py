@@ -1,0 +1,2 @@
+"""Stage 4: evaluation, used by run_eval.py: the leaderboard test sets, batched transcription (with fast CPU
+attention, enabled explicitly), scoring and reports."""

@@ -1,0 +1,2 @@
+"""Stage 2: rows -> model inputs (decode, filter, log-mel, tokenize, with counted skips), and the feature cache
+that stores them once."""

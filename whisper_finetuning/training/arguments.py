@@ -1,0 +1,59 @@
+"""Arguments of the fine-tuning script beyond the shared ones (args.py) and Seq2SeqTrainingArguments."""
+
+from dataclasses import dataclass, field
+
+from ..data.mixing import STOPPING_STRATEGIES
+
+
+@dataclass
+class FineTuningArguments:
+    freeze_encoder: bool = field(default=False, metadata={"help": "train the decoder only"})
+    freeze_feature_encoder: bool = field(default=False, metadata={
+        "help": "freeze the convolutional front-end of the encoder (conv1, conv2)"})
+    apply_spec_augment: bool = field(default=False, metadata={
+        "help": "SpecAugment: mask time steps and mel channels of the input features (the model's own option)"})
+    mask_time_prob: float = field(default=0.05, metadata={"help": "SpecAugment: share of time steps masked"})
+    mask_time_length: int = field(default=10, metadata={"help": "SpecAugment: length of each time mask"})
+    mask_feature_prob: float = field(default=0.0, metadata={"help": "SpecAugment: share of mel channels masked"})
+    mask_feature_length: int = field(default=10, metadata={"help": "SpecAugment: width of each channel mask"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout probability of the transformer layers"})
+    auto_resume: bool = field(default=True, metadata={
+        "help": "resume from the newest complete checkpoint in output_dir when --resume_from_checkpoint is not given"})
+    model_index_name: str | None = field(default=None, metadata={"help": "the model's name in the model card"})
+    model_card_tags: str = field(default="whisper-event,hf-asr-leaderboard",
+                                 metadata={"help": "comma-separated tags for the model card"})
+
+
+@dataclass
+class TrainingDataArguments:
+    train_split_name: str = field(default="train", metadata={"help": "'+'-separated, e.g. train+validation"})
+    train_probabilities: str | None = field(default=None, metadata={
+        "help": "'+'-separated sampling weights or sample counts of the datasets, e.g. 0.7+0.3"})
+    stopping_strategy: str = field(default="all_exhausted_without_replacement", metadata={
+        "help": "all_exhausted_without_replacement (every sample once per pass), first_exhausted, all_exhausted"})
+    shuffle_buffer_size: int = field(default=500, metadata={"help": "rows in the streaming shuffle buffer"})
+    max_train_samples: int | None = field(default=None, metadata={
+        "help": "use only this many training rows per pass (over all processes together)"})
+    feature_cache_dir: str | None = field(default=None, metadata={
+        "help": "read training features from this cache (python -m whisper_finetuning.features.cache), or build it "
+                "there first if it does not exist; audio is then never decoded again"})
+    eval_dataset_name: str | None = field(default=None, metadata={"help": "'+'-separated (default: dataset_name)"})
+    eval_dataset_config_name: str | None = field(default=None, metadata={
+        "help": "'+'-separated (default: dataset_config_name)"})
+    eval_split_name: str = field(default="test", metadata={"help": "'+'-separated split(s) to evaluate on"})
+    eval_text_column_name: str | None = field(default=None, metadata={"help": "default: text_column_name"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "evaluate on the first N samples only"})
+    eval_min_duration_in_seconds: float = field(default=0.0, metadata={"help": "skip shorter evaluation clips"})
+    eval_max_duration_in_seconds: float = field(default=30.0, metadata={
+        "help": "skip (and count) longer evaluation clips (run_eval.py transcribes them in full)"})
+    do_normalize_eval: bool = field(default=True, metadata={
+        "help": "score normalized text (the leaderboard WER) rather than the raw transcripts"})
+
+    def __post_init__(self):
+        if self.stopping_strategy not in STOPPING_STRATEGIES:
+            raise ValueError(f"--stopping_strategy must be one of {', '.join(STOPPING_STRATEGIES)}, "
+                             f"not {self.stopping_strategy!r}")
+        for name in ("shuffle_buffer_size", "max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be at least 1, not {value}")

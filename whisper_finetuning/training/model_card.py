@@ -1,0 +1,38 @@
+"""The model card (README.md) of a fine-tuned model, with leaderboard-ready metadata."""
+
+from pathlib import Path
+
+from huggingface_hub import ModelCard
+
+from ..cards import card_data, identify, markdown_table, public_name
+from ..files import write_text_atomic
+
+
+def base_model_id(model_name_or_path: str) -> str | None:
+    """The base model as the Hub knows it; None for a local folder (whose path means nothing elsewhere)."""
+    return None if Path(model_name_or_path).expanduser().exists() else model_name_or_path
+
+
+def model_card(output_dir, model_args, finetuning_args, data_args, training_args, train_specs,
+               results: list[dict]) -> ModelCard:
+    """README.md with leaderboard-ready metadata (language code, base model, datasets, tags, model-index)."""
+    name = (finetuning_args.model_index_name or training_args.hub_model_id
+            or str(output_dir).rstrip("/").split("/")[-1])
+    datasets = list(dict.fromkeys(identify(spec).dataset_type for spec in train_specs))
+    tags = [t for t in finetuning_args.model_card_tags.split(",") if t] + ["generated_from_trainer"]
+    base_model = base_model_id(model_args.model_name_or_path)
+    data = card_data(name, results, language=data_args.language, base_model=base_model, datasets=datasets, tags=tags)
+    base = base_model or f"a local checkpoint ({public_name(model_args.model_name_or_path)})"
+    body = (f"# {name}\n\nThis model is {base} fine-tuned on "
+            f"{', '.join(datasets)} ({data_args.language or 'en'}, task {data_args.task}).\n\n"
+            f"## Evaluation\n\n{markdown_table(results) if results else 'Not evaluated.'}\n\n"
+            "WER is computed on normalized text (Whisper's normalizers with the kit's per-language rules).\n\n"
+            f"## Training\n\n- learning rate {training_args.learning_rate}, {training_args.max_steps} steps, batch "
+            f"{training_args.per_device_train_batch_size} x {training_args.gradient_accumulation_steps} accumulation "
+            f"x {training_args.world_size} processes, warm-up {training_args.warmup_steps} steps, seed "
+            f"{training_args.seed}\n")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def write_model_card(card: ModelCard, output_dir) -> None:
+    write_text_atomic(Path(output_dir) / "README.md", str(card))

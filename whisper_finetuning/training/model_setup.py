@@ -1,0 +1,52 @@
+"""The model and processor to fine-tune: float32 weights, language and task forced, the chosen parts frozen; and
+the mixed precision that suits the machine."""
+
+import logging
+
+import torch
+
+from ..loading import cpu_has_native_bfloat16, language_kwargs, load_whisper
+
+logger = logging.getLogger(__name__)
+
+
+def check_cpu_mixed_precision(training_args) -> None:
+    """bf16 on a CPU without native bfloat16 (AVX-512 BF16 or AMX) is emulated in software: measured on an AVX2-only
+    CPU, one whisper-base training step (batch 2) took 218 s under bf16 autocast and 8 s in float32. Train in float32
+    there, and say so."""
+    on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+    if training_args.bf16 and on_cpu and not cpu_has_native_bfloat16():
+        logger.warning("--bf16 was asked for, but this CPU has no native bfloat16 (AVX-512 BF16 or AMX): emulated "
+                       "bf16 is about 25x slower than float32 here, so this run trains in float32")
+        training_args.bf16 = False
+        training_args.mixed_precision = "no"  # derived from bf16 when the arguments were parsed
+
+
+def load_model_for_training(model_args, finetuning_args, data_args):
+    """Model and processor, with the language and task set where generate() and the tokenizer read them."""
+    # Weights in float32 whatever the checkpoint stores (fp16/bf16 training is the Trainer's mixed precision).
+    model, processor = load_whisper(
+        model_args.model_name_or_path, dtype=torch.float32, attn_implementation=model_args.attn_implementation,
+        model_kwargs={"dropout": finetuning_args.dropout, "apply_spec_augment": finetuning_args.apply_spec_augment,
+                      "mask_time_prob": finetuning_args.mask_time_prob,
+                      "mask_time_length": finetuning_args.mask_time_length,
+                      "mask_feature_prob": finetuning_args.mask_feature_prob,
+                      "mask_feature_length": finetuning_args.mask_feature_length},
+        cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token)
+    if language_kwargs(model, data_args.language, data_args.task):  # English-only models refuse other languages
+        if data_args.language is None:
+            raise ValueError("--language is required to fine-tune a multilingual checkpoint (e.g. --language sv); "
+                             "without it evaluation detects the language per sample")
+        # Forcing language and task at generate time: without it, transformers >= 4.38 detects the language per
+        # sample during evaluation ("Multiple languages detected").
+        model.generation_config.language = data_args.language
+        model.generation_config.task = data_args.task
+        processor.tokenizer.set_prefix_tokens(language=data_args.language, task=data_args.task)
+    model.generation_config.forced_decoder_ids = None
+    model.config.forced_decoder_ids = None
+    if finetuning_args.freeze_encoder:
+        model.freeze_encoder()
+    elif finetuning_args.freeze_feature_encoder:
+        for module in (model.model.encoder.conv1, model.model.encoder.conv2):
+            module.requires_grad_(False)
+    return model, processor
