@@ -11,6 +11,8 @@ Arguments: whisper_finetuning/args.py (model, data, preprocessing), whisper_fine
 """
 
 import logging
+import math
+import os
 import sys
 
 import datasets
@@ -21,10 +23,11 @@ from normalizers import get_normalizer
 from whisper_finetuning.args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
 from whisper_finetuning.cards import identify
 from whisper_finetuning.training.arguments import FineTuningArguments, TrainingDataArguments
-from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, last_complete_checkpoint
+from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, checked_checkpoint, last_complete_checkpoint
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
 from whisper_finetuning.training.model_card import model_card, write_model_card
 from whisper_finetuning.training.model_setup import check_cpu_mixed_precision, load_model_for_training
+from whisper_finetuning.training.run_record import check_output_dir, run_identity
 from whisper_finetuning.training.stream import eval_set, eval_specs, train_stream
 from whisper_finetuning.training.trainer import WhisperTrainer, make_compute_metrics
 
@@ -55,7 +58,16 @@ def main(argv=None) -> dict:
     training_args.accelerator_config.dispatch_batches = False
     if training_args.ddp_find_unused_parameters is None:
         training_args.ddp_find_unused_parameters = False  # every trainable Whisper parameter gets a gradient
+    keep_tokens_out_of_files(model_args, training_args)
     set_seed(training_args.seed)
+
+    # The output-dir contract: a rerun of the same command resumes; a different run into the same folder is refused.
+    if training_args.do_train and training_args.resume_from_checkpoint is None:
+        identity = run_identity(training_args, model_args, data_args, preprocessing_args, finetuning_args,
+                                train_data_args)
+        with training_args.main_process_first(desc="checking the output_dir"):
+            check_output_dir(training_args.output_dir, identity, finetuning_args.overwrite_output_dir,
+                             write=training_args.should_save)
 
     # 2. Model and processor (saved first, by the main process, before others may read it)
     model, processor = load_model_for_training(model_args, finetuning_args, data_args)
@@ -81,23 +93,32 @@ def main(argv=None) -> dict:
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer, normalization, train_data_args.do_normalize_eval),
-        callbacks=[signal_callback])
+        callbacks=[signal_callback], skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps)
 
-    # 5. Train, resuming from the newest complete checkpoint unless told otherwise
+    # 5. Train, resuming from the newest valid checkpoint unless told otherwise
     metrics = {}
     if training_args.do_train:
+        require_state = finetuning_args.resume_requires_optimizer_state
         checkpoint = training_args.resume_from_checkpoint
-        if checkpoint is None and finetuning_args.auto_resume:
-            checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint is not None:
+            checkpoint = checked_checkpoint(checkpoint, require_state)
+        elif finetuning_args.auto_resume:
+            checkpoint = last_complete_checkpoint(training_args.output_dir, require_state)
         if checkpoint is not None:
             logger.info("Resuming from %s", checkpoint)
-        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        try:
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        finally:
+            signal_callback.restore_handlers()  # also when training stopped with an error
         if train_preprocessor is not None:
             train_preprocessor.report()
         if signal_callback.received:
             logger.warning("Stopped by %s after saving a checkpoint; run the same command again to resume",
                            signal_callback.received)
             return result.metrics
+        if trainer.skipped_steps:
+            logger.warning("Skipped %d optimizer steps with non-finite values: %s", len(trainer.skipped_steps),
+                           ", ".join(f"step {step} ({reason})" for step, reason in trainer.skipped_steps))
         trainer.save_model()
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
@@ -108,6 +129,9 @@ def main(argv=None) -> dict:
     results = []
     if training_args.do_eval:
         eval_metrics = trainer.evaluate(metric_key_prefix="eval")
+        if not all(math.isfinite(eval_metrics[k]) for k in ("eval_loss", "eval_wer") if k in eval_metrics):
+            raise ValueError(f"the final evaluation is not finite ({eval_metrics}): the model is broken; no card is "
+                             "written")
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
@@ -119,13 +143,25 @@ def main(argv=None) -> dict:
             "metric": normalization.metric, "wer": eval_metrics["eval_wer"],
             "cer": eval_metrics.get("eval_cer"), "samples": len(eval_dataset)})
     if training_args.should_save:
-        card = model_card(training_args.output_dir, model_args, finetuning_args, data_args, training_args,
-                          train_specs, results)
-        write_model_card(card, training_args.output_dir)
-        if training_args.push_to_hub:
-            trainer.push_to_hub(commit_message="End of training")
-            card.push_to_hub(training_args.hub_model_id or training_args.output_dir, token=training_args.hub_token)
+        trainer.model_card = model_card(training_args.output_dir, model_args, finetuning_args, data_args,
+                                        training_args, train_specs, results)
+        write_model_card(trainer.model_card, training_args.output_dir)
+    if training_args.push_to_hub:  # the model, processor and the card above, to hub_model_id
+        trainer.push_to_hub(commit_message="End of training")
     return metrics
+
+
+def keep_tokens_out_of_files(model_args, training_args) -> None:
+    """A token given as an argument would be pickled into training_args.bin in every checkpoint (and pushed).
+    Hand it to huggingface_hub through the environment of this process instead, and suggest the safer ways."""
+    if training_args.hub_token:
+        os.environ["HF_TOKEN"] = training_args.hub_token
+        training_args.hub_token = None
+        logger.warning("--hub_token is kept out of every file this run writes; prefer `hf auth login` "
+                       "(huggingface-cli login) or the HF_TOKEN environment variable, which leave no token in your "
+                       "shell history or configs")
+    elif model_args.token:
+        logger.warning("--token: prefer `hf auth login` (huggingface-cli login) or HF_TOKEN; the token is not saved")
 
 
 if __name__ == "__main__":

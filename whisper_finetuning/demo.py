@@ -45,9 +45,10 @@ def evaluate(model: str, corpus: Path, output_dir: Path, max_samples: int | None
     return json.loads((output_dir / "results.json").read_text())["results"]
 
 
-def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matrix-multiply throughput, the yardstick for training efficiency."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """This machine's matrix-multiply throughput in `dtype`, the yardstick for training efficiency (a bfloat16 run
+    is compared with the bfloat16 peak, a float32 run with the float32 one)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm-up
     start = time.perf_counter()
     for _ in range(repeats):
@@ -100,8 +101,14 @@ def mean_label_length(model_dir: Path, corpus: Path) -> float:
     return sum(len(tokenizer(s).input_ids) for s in sentences) / len(sentences)
 
 
+def training_dtype(model_dir: Path) -> torch.dtype:
+    """The precision the run trained in (after the training script's checks), from its saved arguments."""
+    arguments = torch.load(model_dir / "training_args.bin", weights_only=False)
+    return torch.bfloat16 if arguments.bf16 else torch.float16 if arguments.fp16 else torch.float32
+
+
 def write_report(report: Path, before: list[dict], after: list[dict], model_dir: Path, corpus: Path,
-                 base_eval: Path, tuned_eval: Path, peak: float, seconds: dict) -> str:
+                 base_eval: Path, tuned_eval: Path, seconds: dict) -> str:
     report.mkdir(parents=True, exist_ok=True)
     rows = ["| test set | samples | WER before | WER after | CER before | CER after |", "|---|---|---|---|---|---|"]
     for b, a in zip(before, after):
@@ -110,11 +117,14 @@ def write_report(report: Path, before: list[dict], after: list[dict], model_dir:
     train = json.loads((model_dir / "train_results.json").read_text())
     per_sample = training_flops_per_sample(WhisperConfig.from_pretrained(model_dir), mean_label_length(model_dir, corpus))
     achieved = per_sample * train["train_samples_per_second"]
+    dtype = training_dtype(model_dir)
+    peak = matmul_peak_flops(dtype)
+    dtype_name = str(dtype).removeprefix("torch.")
     lines = [
         "# Demo: whisper-base fine-tuned on synthetic Swedish", "", *rows, "",
-        f"Training: {train['train_samples_per_second']:.2f} samples/s x {per_sample / 1e9:.0f} GFLOP per sample = "
-        f"{achieved / 1e9:.0f} GFLOP/s, {100 * achieved / peak:.0f}% of this machine's measured float32 matmul peak "
-        f"({peak / 1e9:.0f} GFLOP/s; the run uses bf16 autocast, whose matmuls can go faster than that peak).", "",
+        f"Training ({dtype_name}): {train['train_samples_per_second']:.2f} samples/s x {per_sample / 1e9:.0f} GFLOP "
+        f"per sample = {achieved / 1e9:.0f} GFLOP/s, {100 * achieved / peak:.0f}% of this machine's {dtype_name} "
+        f"matrix-multiply peak measured in the same run ({peak / 1e9:.0f} GFLOP/s).", "",
         "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), "",
     ]
     for name in plot_curves(model_dir, report):
@@ -154,7 +164,7 @@ def main() -> None:
     seconds["evaluation after"] = time.perf_counter() - start - sum(seconds.values())
 
     table = write_report(out / "report", before, after, model_dir, corpus, out / "eval_base", out / "eval_finetuned",
-                         matmul_peak_flops(), seconds)
+                         seconds)
     print(f"\n{table}\n\nReport: {out / 'report' / 'results.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
 
 

@@ -1,6 +1,5 @@
 """Finding, verifying, converting and caching the offline weight packages."""
 
-import base64
 import hashlib
 import json
 import logging
@@ -12,21 +11,21 @@ from whisper_finetuning.offline import resolver as offline_models
 from whisper_finetuning.offline.resolver import OfflineModelError, offline_model_dir, resolve_model
 
 
-def install_fake_package(site, name: str, files: dict) -> None:
-    """Lay out an installed distribution (files + dist-info RECORD with sizes and hashes) under `site`."""
+def install_fake_package(site, name: str, files: dict) -> dict:
+    """Lay out an installed distribution under `site`; returns the table entry (pinned hash and size) per file."""
     module = name.replace("-", "_")
-    records = []
+    entries = {}
     for relative, content in files.items():
         path = site / module / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
-        records.append(f"{module}/{relative},sha256={digest},{len(content)}")
+        entries[relative] = {"package": name, "path": f"{module}/{relative}",
+                             "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
     (site / module / "__init__.py").write_text("")
     info = site / f"{module}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "RECORD").write_text("\n".join(records) + "\n")
+    return entries
 
 
 @pytest.fixture
@@ -35,18 +34,16 @@ def fake_model(tmp_path, monkeypatch, tiny_whisper, base_ct2_config, base_tokeni
     site = tmp_path / "site"
     blob = write_ct2_model(ct2_variables(tiny_whisper.state_dict(), 2, 2))
     half = len(blob) // 2
-    install_fake_package(site, "fake-whisper-part1", {
+    part1 = install_fake_package(site, "fake-whisper-part1", {
         "data/model.bin.part1": blob[:half],
         "data/config.json": json.dumps(base_ct2_config).encode(),
         "data/tokenizer.json": base_tokenizer_file.read_bytes(),
     })
-    install_fake_package(site, "fake-whisper-part2", {"data/model.bin.part2": blob[half:]})
+    part2 = install_fake_package(site, "fake-whisper-part2", {"data/model.bin.part2": blob[half:]})
     monkeypatch.syspath_prepend(str(site))
     table = {"test/tiny-whisper": [{
-        "model_bin": [["fake-whisper-part1", "fake_whisper_part1/data/model.bin.part1"],
-                      ["fake-whisper-part2", "fake_whisper_part2/data/model.bin.part2"]],
-        "config": ["fake-whisper-part1", "fake_whisper_part1/data/config.json"],
-        "tokenizer": ["fake-whisper-part1", "fake_whisper_part1/data/tokenizer.json"],
+        "model_bin": [part1["data/model.bin.part1"], part2["data/model.bin.part2"]],
+        "config": part1["data/config.json"], "tokenizer": part1["data/tokenizer.json"],
     }]}
     monkeypatch.setattr(offline_models, "offline_model_table", lambda: table)
     monkeypatch.setenv("WHISPER_FINETUNING_CACHE", str(tmp_path / "cache"))
@@ -83,7 +80,7 @@ def test_missing_package_names_the_install_command(fake_model):
 def test_truncated_package_file_is_reported(fake_model):
     part = fake_model / "fake_whisper_part2" / "data" / "model.bin.part2"
     part.write_bytes(part.read_bytes()[:-100])
-    with pytest.raises(OfflineModelError, match=r"truncated or damaged.*pip install --force-reinstall fake-whisper-part2"):
+    with pytest.raises(OfflineModelError, match=r"truncated, damaged.*pip install --force-reinstall fake-whisper-part2"):
         offline_model_dir("test/tiny-whisper")
 
 
@@ -92,16 +89,48 @@ def test_corrupted_package_file_fails_its_hash(fake_model):
     data = bytearray(part.read_bytes())
     data[-1] ^= 0xFF
     part.write_bytes(bytes(data))
-    with pytest.raises(OfflineModelError, match="sha256.*fake-whisper-part1"):
+    with pytest.raises(OfflineModelError, match="does not have the SHA-256 the kit pins.*fake-whisper-part1"):
         offline_model_dir("test/tiny-whisper")
+
+
+def test_the_pinned_hash_is_checked_not_the_uploaders_record(fake_model, monkeypatch):
+    """A changed upload with a matching RECORD (as the uploader would ship it) still fails the kit's own pin."""
+    table = offline_models.offline_model_table()
+    entry = table["test/tiny-whisper"][0]["config"]
+    monkeypatch.setattr(offline_models, "offline_model_table",
+                        lambda: {"test/tiny-whisper": [{**table["test/tiny-whisper"][0],
+                                                        "config": {**entry, "sha256": "0" * 64}}]})
+    with pytest.raises(OfflineModelError, match="SHA-256 the kit pins"):
+        offline_model_dir("test/tiny-whisper")
+
+
+def test_every_shipped_entry_pins_a_hash_and_a_size():
+    for name, sources in offline_models.offline_model_table().items():
+        for source in sources:
+            for entry in source["model_bin"] + [source["config"], source["tokenizer"]]:
+                assert len(entry["sha256"]) == 64 and entry["bytes"] > 0, (name, entry["path"])
 
 
 def test_resolve_falls_back_to_the_offline_copy_and_says_so(fake_model, caplog):
     with caplog.at_level(logging.WARNING):
         resolved = resolve_model("test/tiny-whisper")
     assert resolved == str(offline_model_dir("test/tiny-whisper"))
-    assert "offline copy of test/tiny-whisper" in caplog.text
+    assert "offline copy of test/tiny-whisper" in caplog.text and "could not be reached" in caplog.text
 
+
+def test_no_fallback_for_another_revision_or_an_answer_from_the_hub(fake_model, monkeypatch):
+    with pytest.raises(OfflineModelError, match="revision 'mian' of test/tiny-whisper needs the Hub"):
+        resolve_model("test/tiny-whisper", revision="mian")
+    import httpx
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    def hub_says_no(*args, **kwargs):  # what a reachable Hub answers for a wrong revision
+        response = httpx.Response(404, request=httpx.Request("GET", "https://huggingface.co/x"))
+        raise OSError("revision not found") from RevisionNotFoundError("Revision Not Found", response=response)
+
+    monkeypatch.setattr("transformers.utils.cached_file", hub_says_no)
+    with pytest.raises(OSError, match="revision not found"):
+        resolve_model("test/tiny-whisper")
 
 def test_resolve_keeps_local_directories_and_rejects_unknown_ids(fake_model, tmp_path):
     assert resolve_model(str(tmp_path)) == str(tmp_path)

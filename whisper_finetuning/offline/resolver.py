@@ -6,7 +6,6 @@ listed in offline_models.json and cached on disk. The log says which one was use
 """
 
 import argparse
-import base64
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -14,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,36 +47,31 @@ def cache_root() -> Path:
 class PackagedFile:
     package: str
     path: str  # inside site-packages
+    sha256: str  # what the kit accepts (offline_models.json), not what the uploader recorded
+    bytes: int
 
     def locate(self) -> Path:
-        """The installed file, checked against the size and hash the wheel recorded."""
+        """The installed file, checked against the size and SHA-256 the kit pins."""
         try:
             distribution = importlib.metadata.distribution(self.package)
         except importlib.metadata.PackageNotFoundError:
             raise OfflineModelError(f"the PyPI package {self.package} is not installed: pip install {self.package}")
         fix = f"reinstall it: pip install --force-reinstall {self.package}"
-        recorded = {str(f): f for f in distribution.files or []}
         location = Path(distribution.locate_file(self.path))
         if not location.is_file():
             raise OfflineModelError(f"{self.package} is installed but {self.path} is missing from it; {fix}")
-        record = recorded.get(self.path)
-        if record is not None and record.size is not None and location.stat().st_size != record.size:
-            raise OfflineModelError(
-                f"{location} from {self.package} is {location.stat().st_size} bytes, but the package recorded "
-                f"{record.size} (a truncated or damaged install); {fix}"
-            )
-        if record is not None and record.hash is not None and record.hash.mode == "sha256":
-            digest = hashlib.sha256()
-            with open(location, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 24), b""):
-                    digest.update(block)
-            actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-            if actual != record.hash.value:
-                raise OfflineModelError(f"{location} from {self.package} fails its sha256 check (damaged); {fix}")
+        size = location.stat().st_size
+        if size != self.bytes:
+            raise OfflineModelError(f"{location} from {self.package} is {size} bytes, but the kit expects {self.bytes} "
+                                    f"(a truncated, damaged or different upload); {fix}")
+        digest = hashlib.sha256()
+        with open(location, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+        if digest.hexdigest() != self.sha256:
+            raise OfflineModelError(f"{location} from {self.package} does not have the SHA-256 the kit pins "
+                                    f"({self.sha256[:12]}...): a damaged install or a changed upload; {fix}")
         return location
-
-    def version(self) -> str:
-        return importlib.metadata.version(self.package)
 
 
 @dataclass
@@ -87,8 +82,8 @@ class OfflineSource:
 
     @classmethod
     def from_table(cls, entry: dict) -> "OfflineSource":
-        return cls([PackagedFile(*part) for part in entry["model_bin"]], PackagedFile(*entry["config"]),
-                   PackagedFile(*entry["tokenizer"]))
+        return cls([PackagedFile(**part) for part in entry["model_bin"]], PackagedFile(**entry["config"]),
+                   PackagedFile(**entry["tokenizer"]))
 
     @property
     def packages(self) -> list[str]:
@@ -153,24 +148,45 @@ def offline_model_dir(name: str) -> Path:
     return target
 
 
-def resolve_model(name_or_path: str, **hub_kwargs) -> str:
+def cannot_reach_the_hub(error: BaseException) -> bool:
+    """True when `error` (from a Hub lookup) says the Hub could not be reached (offline mode, no network, a
+    timeout), not that it answered "no such model, revision or file"."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    if any(isinstance(e, HfHubHTTPError) for e in chain):  # the Hub answered
+        return False
+    return any(isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError,
+                              socket.gaierror)) for e in chain)
+
+
+def resolve_model(name_or_path: str, revision: str | None = None, **hub_kwargs) -> str:
     """What to pass to `from_pretrained` for `name_or_path`: a local directory, the Hub id, or the offline copy.
 
-    The Hub (or its local cache) is tried first, as usual; if it cannot provide the model and an offline copy is
-    known, the offline copy is used. `hub_kwargs` (cache_dir, revision, token) go to the Hub lookup.
-    """
+    The Hub (or its local cache) is tried first, as usual. Only when the Hub cannot be reached, and the model is one
+    with a known offline copy, and no other revision than main was asked for, is the offline copy used; any other
+    failure (a typo in the id or revision, a gated repo) is raised as it is. `hub_kwargs` (cache_dir, token) go to
+    the Hub lookup."""
     if Path(name_or_path).is_dir():
         return name_or_path
     from transformers.utils import cached_file
 
     try:
-        cached_file(name_or_path, "config.json", **hub_kwargs)
+        cached_file(name_or_path, "config.json", revision=revision, **hub_kwargs)
     except OSError as hub_error:
-        if name_or_path not in offline_model_table():
+        if name_or_path not in offline_model_table() or not cannot_reach_the_hub(hub_error):
             raise
+        if revision not in (None, "main"):
+            raise OfflineModelError(
+                f"revision {revision!r} of {name_or_path} needs the Hub, which cannot be reached; the offline copy "
+                "is the main revision (drop --model_revision to use it)") from hub_error
         path = offline_model_dir(name_or_path)
         reason = str(hub_error).splitlines()[0]
-        logger.warning("Using the offline copy of %s at %s (the Hub could not provide it: %s)", name_or_path, path, reason)
+        logger.warning("Using the offline copy of %s at %s (the Hub could not be reached: %s)", name_or_path, path,
+                       reason)
         return str(path)
     logger.info("Using %s from the Hugging Face Hub (or its local cache)", name_or_path)
     return name_or_path

@@ -19,9 +19,22 @@ class FineTuningArguments:
     dropout: float = field(default=0.0, metadata={"help": "dropout probability of the transformer layers"})
     auto_resume: bool = field(default=True, metadata={
         "help": "resume from the newest complete checkpoint in output_dir when --resume_from_checkpoint is not given"})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "replace the run in output_dir (its checkpoints and files are removed) instead of resuming it; a "
+                "rerun with other arguments is refused without this"})
+    resume_requires_optimizer_state: bool = field(default=True, metadata={
+        "help": "resume only from checkpoints with optimizer, scheduler and random states; set false to resume from "
+                "weights alone (the learning-rate schedule then restarts)"})
+    skip_nonfinite_steps: int = field(default=0, metadata={
+        "help": "skip up to N optimizer steps whose loss or gradient is nan/inf (their gradients are dropped) before "
+                "stopping; 0 stops at the first, naming the step and the last good checkpoint"})
     model_index_name: str | None = field(default=None, metadata={"help": "the model's name in the model card"})
     model_card_tags: str = field(default="whisper-event,hf-asr-leaderboard",
                                  metadata={"help": "comma-separated tags for the model card"})
+
+    def __post_init__(self):
+        if self.skip_nonfinite_steps < 0:
+            raise ValueError(f"--skip_nonfinite_steps must be 0 or more, not {self.skip_nonfinite_steps}")
 
 
 @dataclass

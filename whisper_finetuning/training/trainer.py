@@ -1,8 +1,13 @@
 """The Trainer of the kit: Seq2SeqTrainer reading its own resumable training stream, saving inference-ready
-models and the stream position with every checkpoint; and the WER/CER it reports at each evaluation."""
+models and the stream position with every checkpoint, stopping on non-finite values instead of training on, and
+writing its files atomically and without tokens or local paths; and the WER/CER it reports at each evaluation."""
 
+import copy
+import dataclasses
 import json
 import logging
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +17,9 @@ from transformers import Seq2SeqTrainer, TrainerCallback
 
 from normalizers import Normalization
 
-from ..files import write_json_atomic
+from ..files import write_json_atomic, write_text_atomic
 from ..metrics import error_rate
+from .checkpoints import CheckpointError, last_complete_checkpoint
 from .stream import TrainingStream
 
 logger = logging.getLogger(__name__)
@@ -38,13 +44,26 @@ def make_compute_metrics(tokenizer, normalization: Normalization, do_normalize_e
 DATA_POSITION = "data_position_{rank}.json"
 
 
-class WhisperTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer that reads its own resumable training stream and saves models ready for inference."""
+class NonFiniteError(RuntimeError):
+    pass
 
-    def __init__(self, *args, **kwargs):
+
+class WhisperTrainer(Seq2SeqTrainer):
+    """Seq2SeqTrainer that reads its own resumable training stream and saves models ready for inference.
+
+    `skip_nonfinite_steps`: how many optimizer steps with a non-finite loss or gradient to skip (their gradients are
+    dropped) before stopping; 0 stops at the first. `model_card`: the kit's card, which push_to_hub uploads instead
+    of the Trainer's own."""
+
+    def __init__(self, *args, skip_nonfinite_steps: int = 0, model_card=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.data_position = None  # (pass, next row) after the last trained batch
+        self.nonfinite_loss = None  # the non-finite loss of the current optimizer step, if any
+        self.skipped_steps = []  # (step, reason) of the steps skipped for non-finite values
+        self.skip_nonfinite_steps = skip_nonfinite_steps
+        self.model_card = model_card
         self.add_callback(_SaveDataPosition(self))
+        self.add_callback(_NonFiniteGuard(self))
 
     def get_train_dataloader(self) -> DataLoader:
         if not isinstance(self.train_dataset, TrainingStream):
@@ -58,7 +77,58 @@ class WhisperTrainer(Seq2SeqTrainer):
         passes, rows = inputs.pop("pass", None), inputs.pop("row", None)
         if rows is not None:
             self.data_position = (int(passes[-1]), int(rows[-1]) + 1)
-        return super().training_step(model, inputs, num_items_in_batch)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            self.nonfinite_loss = float(loss.detach().float().mean())
+        return loss
+
+    def stop_on_nonfinite(self, reason: str) -> None:
+        """Skip this optimizer step (drop its gradients) while the budget allows, else stop with an error."""
+        step = self.state.global_step + 1
+        if len(self.skipped_steps) < self.skip_nonfinite_steps:
+            self.skipped_steps.append((step, reason))
+            logger.warning("Skipping optimizer step %d: %s (%d of --skip_nonfinite_steps %d)", step, reason,
+                           len(self.skipped_steps), self.skip_nonfinite_steps)
+            self.model.zero_grad(set_to_none=True)  # parameters without a gradient are not updated
+            return
+        try:
+            last_good = last_complete_checkpoint(self.args.output_dir)
+        except CheckpointError:
+            last_good = None
+        resume = f"resumes from the last good checkpoint, {last_good}" if last_good else "starts from the beginning"
+        raise NonFiniteError(
+            f"training stopped at optimizer step {step}: {reason}. Nothing was saved after it and no final model or "
+            f"card is written. Start again with a lower --learning_rate (now {self.args.learning_rate}) and "
+            "--overwrite_output_dir (a resumed run keeps its learning-rate schedule), use bf16 or fp32 instead of "
+            f"fp16, or rerun the same command with --skip_nonfinite_steps N to skip up to N such steps (it {resume}); "
+            "check the data too")
+
+    def _save_checkpoint(self, model, trial):
+        check_finite_weights(self.accelerator.unwrap_model(self.model), f"step {self.state.global_step}")
+        save_state_atomically(self.state)
+        super()._save_checkpoint(model, trial)
+
+    def save_state(self):
+        save_state_atomically(self.state)
+        super().save_state()
+
+    def save_metrics(self, split, metrics, combined=True):
+        """As the Trainer's, written atomically."""
+        if not self.is_world_process_zero():
+            return
+        folder = Path(self.args.output_dir)
+        write_json_atomic(folder / f"{split}_results.json", metrics)
+        if combined:
+            combined_path = folder / "all_results.json"
+            everything = json.loads(combined_path.read_text()) if combined_path.is_file() else {}
+            write_json_atomic(combined_path, {**everything, **metrics})
+
+    def create_model_card(self, **kwargs):
+        """push_to_hub writes a card just before uploading; keep the kit's card (model-index, language code)."""
+        if self.model_card is None:
+            return super().create_model_card(**kwargs)
+        if self.is_world_process_zero():
+            write_text_atomic(Path(self.args.output_dir) / "README.md", str(self.model_card))
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint and isinstance(self.train_dataset, TrainingStream):
@@ -86,6 +156,9 @@ class WhisperTrainer(Seq2SeqTrainer):
             super()._save(output_dir, state_dict)
         finally:
             config.use_cache = previous
+        if self.args.should_save:  # the Trainer pickles its arguments; keep tokens and local paths out of the copy
+            torch.save(shareable_arguments(self.args), os.path.join(output_dir or self.args.output_dir,
+                                                                    "training_args.bin"))
         # transformers 5 nests the feature extractor in processor_config.json; other tools read
         # preprocessor_config.json and fall back to 80 mel bins without it (wrong for large-v3's 128).
         feature_extractor = getattr(self.processing_class, "feature_extractor", None)
@@ -107,6 +180,49 @@ class _SaveDataPosition(TrainerCallback):
             number, next_row = self.trainer.data_position
             write_json_atomic(checkpoint / DATA_POSITION.format(rank=args.process_index),
                               {"pass": number, "next_row": next_row, "global_step": state.global_step})
+
+
+class _NonFiniteGuard(TrainerCallback):
+    """Before each optimizer step: a non-finite loss (seen by training_step) or gradient stops or skips the step.
+    (Under DeepSpeed the gradients live in its own buffers; the loss is still checked.)"""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        loss, trainer.nonfinite_loss = trainer.nonfinite_loss, None
+        if loss is not None:
+            return trainer.stop_on_nonfinite(f"the loss is {loss}")
+        gradients = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        if gradients and not math.isfinite(float(torch.stack(torch._foreach_norm(gradients)).float().sum())):
+            trainer.stop_on_nonfinite("a gradient is non-finite (inf or nan)")
+
+
+def check_finite_weights(model, when: str) -> None:
+    for name, parameter in model.named_parameters():
+        if not torch.isfinite(parameter).all():
+            raise NonFiniteError(f"the weights became non-finite ({name} at {when}); not saving them. Lower "
+                                 "--learning_rate and resume from the last good checkpoint")
+
+
+def save_state_atomically(state) -> None:
+    """Make the Trainer write trainer_state.json atomically: a full disk must not leave a 0-byte file that every
+    later resume trips over. (The Trainer calls state.save_to_json; this instance's method is replaced.)"""
+    state.save_to_json = lambda path: write_text_atomic(
+        path, json.dumps(dataclasses.asdict(state), indent=2, sort_keys=True) + "\n")
+
+
+def shareable_arguments(args):
+    """A copy of the training arguments fit to be pushed: no tokens, and local paths reduced to their names."""
+    shared = copy.copy(args)
+    for field in dataclasses.fields(args):
+        value = getattr(args, field.name)
+        if field.name.endswith("token"):
+            setattr(shared, field.name, None)
+        elif isinstance(value, str) and (os.path.isabs(value) or os.path.exists(value)):
+            setattr(shared, field.name, os.path.basename(value.rstrip("/")))
+    return shared
 
 
 class _RestoreRngState(TrainerCallback):

@@ -1,0 +1,196 @@
+"""Fault injection on the fine-tuning script (tiny model, several short runs per test): each way a run can go wrong ends with a clear error or an
+exact recovery, never with a run that says it succeeded. Each test checks the message and that no file is wrong."""
+
+import json
+import logging
+import shutil
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+import run_speech_recognition_seq2seq_streaming as train_script
+from training_runs import arguments, assert_same_weights
+from whisper_finetuning.training.checkpoints import CheckpointError
+from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
+from whisper_finetuning.training.run_record import OutputDirError
+from whisper_finetuning.training.trainer import NonFiniteError
+
+
+def with_value(argv: list[str], flag: str, value: str) -> list[str]:
+    argv = list(argv)
+    argv[argv.index(flag) + 1] = value
+    return argv
+
+
+def poison_batch(monkeypatch, number: int) -> None:
+    """Make the features of the `number`-th training batch (1-based) NaN, as a broken input would."""
+    original, calls = SpeechSeq2SeqCollator.__call__, {"count": 0}
+
+    def collate(self, features):
+        batch = original(self, features)
+        if "row" in batch:  # a training batch (evaluation batches carry no stream position)
+            calls["count"] += 1
+            if calls["count"] == number:
+                batch["input_features"] = torch.full_like(batch["input_features"], float("nan"))
+        return batch
+
+    monkeypatch.setattr(SpeechSeq2SeqCollator, "__call__", collate)
+
+
+def test_a_diverging_run_stops_with_the_step_and_writes_no_model_or_card(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    argv = with_value(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "6",
+                                "--save_steps", "1"), "--learning_rate", "1e4")
+    with pytest.raises(NonFiniteError, match=r"training stopped at optimizer step 2: .*non-finite.*"
+                                             r"--skip_nonfinite_steps") as error:
+        train_script.main(argv)
+    assert "last good checkpoint" in str(error.value) and "checkpoint-1" in str(error.value)
+    assert not (out / "model.safetensors").exists() and not (out / "README.md").exists()
+    assert not (out / "checkpoint-2").exists()  # nothing saved after the bad step
+
+
+def test_a_nan_batch_stops_the_run_or_is_skipped_when_asked(tiny_model_dir, corpus, tmp_path, monkeypatch, caplog):
+    common = ["--do_train", "--max_steps", "4", "--save_steps", "100"]
+    poison_batch(monkeypatch, 3)
+    with pytest.raises(NonFiniteError, match=r"step 3: the loss is nan"):
+        train_script.main(arguments(tiny_model_dir, corpus, tmp_path / "stop", *common))
+    assert not (tmp_path / "stop" / "model.safetensors").exists()
+
+    poison_batch(monkeypatch, 3)
+    with caplog.at_level(logging.WARNING):
+        train_script.main(arguments(tiny_model_dir, corpus, tmp_path / "skip", *common, "--skip_nonfinite_steps", "1"))
+    assert "Skipping optimizer step 3: the loss is nan" in caplog.text
+    state = json.loads((tmp_path / "skip" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "skip" / "model.safetensors").values())
+
+
+def test_a_different_run_into_the_same_output_dir_is_refused(tiny_model_dir, corpus, tmp_path, caplog):
+    out = tmp_path / "run"
+    first = arguments(tiny_model_dir, corpus, out, "--do_train", "--max_steps", "2", "--save_steps", "1")
+    train_script.main(first)
+    card_before = None if not (out / "README.md").exists() else (out / "README.md").read_text()
+    for changed, message in [(with_value(first, "--learning_rate", "2e-3"), r"learning_rate: 0\.001 -> 0\.002"),
+                             (with_value(first, "--max_steps", "3"), r"max_steps: 2 -> 3"),
+                             (with_value(first, "--dataset_config_name", "en"), r"dataset_config_name: 'sv-SE' -> 'en'")]:
+        with pytest.raises(OutputDirError, match=message) as error:
+            train_script.main(changed)
+        assert "--overwrite_output_dir" in str(error.value) and "--output_dir" in str(error.value)
+    assert (None if not (out / "README.md").exists() else (out / "README.md").read_text()) == card_before
+
+    with caplog.at_level(logging.INFO):
+        train_script.main(first)  # the same command: resumes (here: nothing left to train)
+    assert "Resuming from" in caplog.text and "checkpoint-2" in caplog.text
+
+    longer = with_value(first, "--max_steps", "3")
+    train_script.main(longer + ["--overwrite_output_dir", "true"])
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and state["log_history"][0]["step"] == 1  # a new run from step 1
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+
+
+def test_a_folder_with_an_unrecorded_run_is_refused(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoint-5").mkdir(parents=True)
+    with pytest.raises(OutputDirError, match="did not record its arguments"):
+        train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--max_steps", "2"))
+
+
+def test_broken_checkpoints_are_skipped_with_a_warning_and_a_resume_stays_exact(tiny_model_dir, corpus, tmp_path,
+                                                                                caplog):
+    common = ["--do_train", "--max_steps", "4", "--save_steps", "1"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
+    train_script.main(arguments(tiny_model_dir, corpus, resumed, *common))
+    # Break the run's newest checkpoints as a full disk and a lost file would, and drop the final model.
+    (resumed / "checkpoint-4" / "trainer_state.json").write_text("")
+    (resumed / "checkpoint-3" / "optimizer.pt").unlink()
+    for name in ("model.safetensors", "trainer_state.json"):
+        (resumed / name).unlink()
+    with caplog.at_level(logging.WARNING):
+        train_script.main(arguments(tiny_model_dir, corpus, resumed, *common))
+    assert "Not resuming from checkpoint-4: trainer_state.json is damaged (0 bytes that are not JSON)" in caplog.text
+    assert "Not resuming from checkpoint-3: optimizer.pt is missing" in caplog.text
+    assert "using the previous valid checkpoint checkpoint-2" in caplog.text
+    assert_same_weights(straight, resumed)
+
+
+def test_checkpoints_without_optimizer_state_are_not_resumed_silently(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    common = ["--do_train", "--max_steps", "2", "--save_steps", "1"]
+    train_script.main(arguments(tiny_model_dir, corpus, out, *common, "--save_only_model", "true"))
+    (out / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"none can resume the run .*optimizer\.pt is missing.*"
+                                              r"--resume_requires_optimizer_state false"):
+        train_script.main(arguments(tiny_model_dir, corpus, out, *common, "--save_only_model", "true"))
+    train_script.main(arguments(tiny_model_dir, corpus, out, *common, "--save_only_model", "true",
+                                "--resume_requires_optimizer_state", "false"))
+    assert (out / "model.safetensors").is_file()
+    with pytest.raises(CheckpointError, match="cannot resume from .*checkpoint-1: .*scheduler.pt is missing"):
+        train_script.main(arguments(tiny_model_dir, corpus, tmp_path / "other", *common,
+                                    "--resume_from_checkpoint", str(out / "checkpoint-1")))
+
+
+class FakeHub:
+    """Records what the Trainer's push sends (huggingface_hub's HfApi as transformers calls it), reading the
+    uploaded folder at the moment of the upload."""
+
+    def __init__(self):
+        self.repos, self.uploads = [], []
+
+    def create_repo(self, repo_id, token=None, private=None, exist_ok=False, **kwargs):
+        from types import SimpleNamespace
+
+        self.repos.append(repo_id)
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, repo_id, folder_path, ignore_patterns=(), **kwargs):
+        from fnmatch import fnmatch
+        from pathlib import Path
+
+        files = {}
+        for path in sorted(Path(folder_path).rglob("*")):
+            relative = path.relative_to(folder_path).as_posix()
+            if path.is_file() and not any(fnmatch(relative.split("/")[0], p) for p in ignore_patterns):
+                files[relative] = path.read_bytes()
+        self.uploads.append({"repo_id": repo_id, "files": files, "token": kwargs.get("token")})
+        if kwargs.get("run_as_future"):  # the Trainer pushes checkpoints in the background
+            from concurrent.futures import Future
+
+            future = Future()
+            future.set_result(None)
+            return future
+
+
+def test_push_sends_the_kit_card_to_hub_model_id_with_no_token_or_local_path(tiny_model_dir, corpus, tmp_path,
+                                                                             monkeypatch, caplog):
+    import transformers.trainer
+
+    hub = FakeHub()
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    secret = "hf_SECRETtoken1234567890"
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "2",
+                                    "--save_steps", "1", "--push_to_hub", "true", "--hub_model_id", "someone/whisper-sv",
+                                    "--hub_token", secret))
+    assert "prefer `hf auth login`" in caplog.text
+    assert hub.repos == ["someone/whisper-sv"]
+    final = hub.uploads[-1]
+    assert final["repo_id"] == "someone/whisper-sv" and final["token"] is None  # from HF_TOKEN, not an argument
+    card = ModelCard(final["files"]["README.md"].decode())
+    assert card.data.language == "sv" and card.data.eval_results[0].dataset_type == "google/fleurs"
+    assert card.data.model_name == "someone/whisper-sv"
+    assert {"model.safetensors", "config.json", "training_args.bin", "preprocessor_config.json"} <= set(final["files"])
+    for upload in hub.uploads:
+        for name, content in upload["files"].items():
+            assert secret.encode() not in content, name
+    for name in ("README.md", "training_args.bin"):
+        assert str(tmp_path).encode() not in final["files"][name], name
+    for path in out.rglob("*"):  # nothing written anywhere holds the token, checkpoints included
+        assert not path.is_file() or secret.encode() not in path.read_bytes(), path
+    shutil.rmtree(out)
