@@ -58,6 +58,11 @@ def main(argv=None) -> dict:
     training_args.accelerator_config.dispatch_batches = False
     if training_args.ddp_find_unused_parameters is None:
         training_args.ddp_find_unused_parameters = False  # every trainable Whisper parameter gets a gradient
+    if finetuning_args.use_peft and training_args.activation_checkpointing:
+        # With a frozen base, reentrant checkpointing of the encoder (whose input needs no gradient) gives the
+        # adapters in it no gradient at all (transformers#21381); the non-reentrant kind does.
+        training_args.activation_checkpointing_kwargs = {"use_reentrant": False,
+                                                         **(training_args.activation_checkpointing_kwargs or {})}
     keep_tokens_out_of_files(model_args, training_args)
     set_seed(training_args.seed)
 

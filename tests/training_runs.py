@@ -40,8 +40,8 @@ def losses(output_dir) -> list[float]:
     return [round(entry["loss"], 4) for entry in history if "loss" in entry]
 
 
-def assert_same_weights(expected_dir, actual_dir, tolerance: float = 1e-5) -> None:
-    expected, actual = load_file(expected_dir / "model.safetensors"), load_file(actual_dir / "model.safetensors")
+def assert_same_weights(expected_dir, actual_dir, tolerance: float = 1e-5, file: str = "model.safetensors") -> None:
+    expected, actual = load_file(expected_dir / file), load_file(actual_dir / file)
     assert expected.keys() == actual.keys()
     for name, tensor in expected.items():
         assert (actual[name] - tensor).abs().max() < tolerance, name

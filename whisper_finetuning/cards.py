@@ -67,9 +67,11 @@ def eval_results(results: list[dict]) -> list[EvalResult]:
 
 
 def card_data(model_name: str, results: list[dict], language: str | None = None, base_model: str | None = None,
-              datasets: list[str] | None = None, tags: list[str] | None = None) -> ModelCardData:
+              datasets: list[str] | None = None, tags: list[str] | None = None,
+              library_name: str | None = None) -> ModelCardData:
     return ModelCardData(model_name=model_name, language=language, base_model=base_model, datasets=datasets,
-                         tags=tags, license="apache-2.0", pipeline_tag=TASK, eval_results=eval_results(results))
+                         tags=tags, license="apache-2.0", pipeline_tag=TASK, library_name=library_name,
+                         eval_results=eval_results(results))
 
 
 def _number(value, digits: int) -> str:

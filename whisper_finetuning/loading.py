@@ -1,22 +1,60 @@
-"""Load a Whisper checkpoint (Hub, local folder or offline copy), choose the inference dtype, and say how to force
-the language at generate time."""
+"""Load a Whisper checkpoint (Hub, local folder, offline copy, or a LoRA adapter folder with its base), choose the
+inference dtype, and say how to force the language at generate time."""
+
+import json
+from pathlib import Path
 
 import torch
-from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from .offline.resolver import resolve_model
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+class AdapterBaseError(OSError):
+    pass
+
+
+def is_adapter(name_or_path: str) -> bool:
+    return (Path(name_or_path) / ADAPTER_CONFIG).is_file()
 
 
 def load_whisper(name_or_path: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa",
                  model_kwargs: dict | None = None, **hub_kwargs):
     """(model, processor) for a Hub id, a local directory, or a model with an offline copy; model in eval mode.
 
-    `model_kwargs` override config values (dropout, SpecAugment); `hub_kwargs` (cache_dir, revision, token) go to
-    the Hub look-ups."""
+    A LoRA adapter folder (adapter_config.json, as training with --use_peft saves it) is loaded onto its base model
+    and merged into it, so what comes back is a plain Whisper model. `model_kwargs` override config values (dropout,
+    SpecAugment); `hub_kwargs` (cache_dir, revision, token) go to the Hub look-ups."""
+    if is_adapter(name_or_path):
+        return load_adapter(name_or_path, dtype, attn_implementation, **hub_kwargs)
     path = resolve_model(name_or_path, **hub_kwargs)
     processor = WhisperProcessor.from_pretrained(path, **hub_kwargs)
     model = WhisperForConditionalGeneration.from_pretrained(
         path, dtype=dtype, attn_implementation=attn_implementation, **(model_kwargs or {}), **hub_kwargs).eval()
+    return model, processor
+
+
+def load_adapter(folder: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa", **hub_kwargs):
+    """(merged model, processor) of a LoRA adapter folder: its base model (Hub, offline copy or folder) with the
+    adapter merged in, the adapter's generation config (language, task) and its processor when saved with it."""
+    from peft import PeftModel
+
+    base = json.loads((Path(folder) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise AdapterBaseError(f"{folder} is a LoRA adapter that does not name its base model "
+                               f"(base_model_name_or_path in {ADAPTER_CONFIG})")
+    try:
+        base_model, processor = load_whisper(base, dtype=dtype, attn_implementation=attn_implementation, **hub_kwargs)
+    except OSError as error:
+        raise AdapterBaseError(f"{folder} is a LoRA adapter for {base}, which cannot be found ({error}); make "
+                               f"{base} reachable (the Hub, its offline copy, or that folder)") from error
+    model = PeftModel.from_pretrained(base_model, folder).merge_and_unload().eval()
+    if (Path(folder) / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(folder)
+    if (Path(folder) / "tokenizer_config.json").is_file():
+        processor = WhisperProcessor.from_pretrained(folder)
     return model, processor
 
 

@@ -17,6 +17,19 @@ class FineTuningArguments:
     mask_feature_prob: float = field(default=0.0, metadata={"help": "SpecAugment: share of mel channels masked"})
     mask_feature_length: int = field(default=10, metadata={"help": "SpecAugment: width of each channel mask"})
     dropout: float = field(default=0.0, metadata={"help": "dropout probability of the transformer layers"})
+    use_peft: bool = field(default=False, metadata={
+        "help": "train a LoRA adapter (peft) instead of all weights: checkpoints and the final save hold the adapter "
+                "only; run_eval.py, the export and the app load it with its base model"})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA scaling numerator (the update is scaled by alpha/r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch"})
+    lora_target_modules: str = field(default="q_proj,k_proj,v_proj,out_proj", metadata={
+        "help": "comma-separated module names that get adapters (the attention projections by default), or "
+                "all-linear"})
+    load_in_8bit: bool = field(default=False, metadata={
+        "help": "with --use_peft on a GPU: keep the frozen base model in 8 bits (bitsandbytes)"})
+    load_in_4bit: bool = field(default=False, metadata={
+        "help": "with --use_peft on a GPU: keep the frozen base model in 4 bits (bitsandbytes NF4)"})
     auto_resume: bool = field(default=True, metadata={
         "help": "resume from the newest complete checkpoint in output_dir when --resume_from_checkpoint is not given"})
     overwrite_output_dir: bool = field(default=False, metadata={
@@ -33,6 +46,12 @@ class FineTuningArguments:
                                  metadata={"help": "comma-separated tags for the model card"})
 
     def __post_init__(self):
+        if (self.load_in_8bit or self.load_in_4bit) and not self.use_peft:
+            raise ValueError("--load_in_8bit/--load_in_4bit freeze the base model: use them with --use_peft")
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("choose one of --load_in_8bit and --load_in_4bit")
+        if self.use_peft and self.lora_r < 1:
+            raise ValueError(f"--lora_r must be at least 1, not {self.lora_r}")
         if self.skip_nonfinite_steps < 0:
             raise ValueError(f"--skip_nonfinite_steps must be 0 or more, not {self.skip_nonfinite_steps}")
 

@@ -21,12 +21,22 @@ def model_card(output_dir, model_args, finetuning_args, data_args, training_args
     datasets = list(dict.fromkeys(identify(spec).dataset_type for spec in train_specs))
     tags = [t for t in finetuning_args.model_card_tags.split(",") if t] + ["generated_from_trainer"]
     base_model = base_model_id(model_args.model_name_or_path)
-    data = card_data(name, results, language=data_args.language, base_model=base_model, datasets=datasets, tags=tags)
     base = base_model or f"a local checkpoint ({public_name(model_args.model_name_or_path)})"
-    body = (f"# {name}\n\nThis model is {base} fine-tuned on "
-            f"{', '.join(datasets)} ({data_args.language or 'en'}, task {data_args.task}).\n\n"
+    if finetuning_args.use_peft:
+        tags += ["lora", "peft"]
+        what = (f"This is a LoRA adapter (peft; rank {finetuning_args.lora_r}, alpha {finetuning_args.lora_alpha}, on "
+                f"{finetuning_args.lora_target_modules}) for {base}, trained on")
+    else:
+        what = f"This model is {base} fine-tuned on"
+    data = card_data(name, results, language=data_args.language, base_model=base_model, datasets=datasets, tags=tags,
+                     library_name="peft" if finetuning_args.use_peft else "transformers")
+    adapter_note = ("The kit's run_eval.py, export and app load this folder as it is (base model + adapter); "
+                    "`python -m whisper_finetuning.export.merge` writes a plain checkpoint.\n\n"
+                    if finetuning_args.use_peft else "")
+    body = (f"# {name}\n\n{what} {', '.join(datasets)} ({data_args.language or 'en'}, task {data_args.task}).\n\n"
             f"## Evaluation\n\n{markdown_table(results) if results else 'Not evaluated.'}\n\n"
             "WER is computed on normalized text (Whisper's normalizers with the kit's per-language rules).\n\n"
+            f"{adapter_note}"
             f"## Training\n\n- learning rate {training_args.learning_rate}, {training_args.max_steps} steps, batch "
             f"{training_args.per_device_train_batch_size} x {training_args.gradient_accumulation_steps} accumulation "
             f"x {training_args.world_size} processes, warm-up {training_args.warmup_steps} steps, seed "

@@ -31,7 +31,8 @@ def load_model_for_training(model_args, finetuning_args, data_args):
                       "mask_time_prob": finetuning_args.mask_time_prob,
                       "mask_time_length": finetuning_args.mask_time_length,
                       "mask_feature_prob": finetuning_args.mask_feature_prob,
-                      "mask_feature_length": finetuning_args.mask_feature_length},
+                      "mask_feature_length": finetuning_args.mask_feature_length,
+                      **quantization_kwargs(finetuning_args)},
         cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token)
     if language_kwargs(model, data_args.language, data_args.task):  # English-only models refuse other languages
         if data_args.language is None:
@@ -49,4 +50,41 @@ def load_model_for_training(model_args, finetuning_args, data_args):
     elif finetuning_args.freeze_feature_encoder:
         for module in (model.model.encoder.conv1, model.model.encoder.conv2):
             module.requires_grad_(False)
+    if finetuning_args.use_peft:
+        model = add_lora_adapter(model, finetuning_args, base_name=model_args.model_name_or_path)
     return model, processor
+
+
+def quantization_kwargs(finetuning_args) -> dict:
+    """A frozen 8-bit or 4-bit base for LoRA (bitsandbytes, CUDA only)."""
+    if not (finetuning_args.load_in_8bit or finetuning_args.load_in_4bit):
+        return {}
+    if not torch.cuda.is_available():
+        raise ValueError("--load_in_8bit/--load_in_4bit need a CUDA GPU (bitsandbytes); on a CPU train the LoRA "
+                         "adapter on the full-precision base")
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    config = BitsAndBytesConfig(load_in_8bit=finetuning_args.load_in_8bit, load_in_4bit=finetuning_args.load_in_4bit,
+                                bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+    return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
+
+
+def add_lora_adapter(model, finetuning_args, base_name: str):
+    """Wrap the model in a LoRA adapter (peft): only the adapter's weights train and are saved."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if finetuning_args.load_in_8bit or finetuning_args.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    targets = finetuning_args.lora_target_modules
+    targets = targets if targets == "all-linear" else [name.strip() for name in targets.split(",") if name.strip()]
+    config = LoraConfig(r=finetuning_args.lora_r, lora_alpha=finetuning_args.lora_alpha,
+                        lora_dropout=finetuning_args.lora_dropout, target_modules=targets, bias="none")
+    model = get_peft_model(model, config)
+    # peft records the folder the base was loaded from (for an offline copy, a path on this machine); the adapter
+    # names its base as the user did, so it loads anywhere that base resolves.
+    model.peft_config["default"].base_model_name_or_path = base_name
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info("LoRA adapter (rank %d, on %s): %d of %d parameters train (%.2f %%)", finetuning_args.lora_r,
+                finetuning_args.lora_target_modules, trainable, total, 100 * trainable / total)
+    return model

@@ -156,14 +156,18 @@ class WhisperTrainer(Seq2SeqTrainer):
             super()._save(output_dir, state_dict)
         finally:
             config.use_cache = previous
+        folder = output_dir or self.args.output_dir
         if self.args.should_save:  # the Trainer pickles its arguments; keep tokens and local paths out of the copy
-            torch.save(shareable_arguments(self.args), os.path.join(output_dir or self.args.output_dir,
-                                                                    "training_args.bin"))
+            torch.save(shareable_arguments(self.args), os.path.join(folder, "training_args.bin"))
+        model = self.accelerator.unwrap_model(self.model)
+        if self.args.should_save and hasattr(model, "peft_config"):
+            # An adapter folder holds only the adapter; its language and task live in the generation config.
+            model.generation_config.save_pretrained(folder)
         # transformers 5 nests the feature extractor in processor_config.json; other tools read
         # preprocessor_config.json and fall back to 80 mel bins without it (wrong for large-v3's 128).
         feature_extractor = getattr(self.processing_class, "feature_extractor", None)
         if feature_extractor is not None and self.args.should_save:
-            feature_extractor.save_pretrained(output_dir or self.args.output_dir)
+            feature_extractor.save_pretrained(folder)
 
 
 class _SaveDataPosition(TrainerCallback):

@@ -1,0 +1,77 @@
+"""LoRA (peft) fine-tuning on the tiny model: adapter-only checkpoints, exact resume, a card that says it is an
+adapter, loading the adapter folder for evaluation, and merging it into a plain checkpoint."""
+
+import json
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+from transformers import WhisperForConditionalGeneration
+
+import run_eval
+import run_speech_recognition_seq2seq_streaming as train_script
+from training_runs import arguments, assert_same_weights, losses, train_stopped_by_sigterm
+from whisper_finetuning.export.merge import merge_adapter
+from whisper_finetuning.loading import AdapterBaseError, load_whisper
+
+LORA = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0.0"]
+
+
+def test_lora_checkpoints_hold_the_adapter_only_and_resume_exactly(tiny_model_dir, corpus, tmp_path, monkeypatch):
+    common = ["--do_train", "--max_steps", "6", "--save_steps", "100", *LORA]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
+    train_stopped_by_sigterm(arguments(tiny_model_dir, corpus, interrupted, *common), 3, monkeypatch)
+    checkpoint = interrupted / "checkpoint-3"
+    assert (checkpoint / "adapter_model.safetensors").is_file() and not (checkpoint / "model.safetensors").exists()
+    adapter = load_file(checkpoint / "adapter_model.safetensors")
+    assert adapter and all("lora_" in name for name in adapter)
+    base_size = (tiny_model_dir / "model.safetensors").stat().st_size
+    assert (checkpoint / "adapter_model.safetensors").stat().st_size < base_size / 10
+    train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))  # auto-resume
+    assert_same_weights(straight, interrupted, file="adapter_model.safetensors")
+    assert losses(interrupted)[-3:] == losses(straight)[-3:]
+    config = json.loads((straight / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_model_dir) and config["r"] == 4
+
+
+def test_the_adapter_folder_evaluates_and_merges_into_a_plain_checkpoint(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "lora"
+    train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "2",
+                                "--save_steps", "100", *LORA, "--learning_rate", "1e-2"))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "peft" and "lora" in card.data.tags and "LoRA adapter" in card.text
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["language"] == "sv"
+
+    merged_model, _ = load_whisper(str(out))
+    assert type(merged_model) is WhisperForConditionalGeneration  # merged: no peft wrapper at inference
+    base, _ = load_whisper(str(tiny_model_dir))
+    changed = [n for n, p in merged_model.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
+    assert changed and all("proj" in n for n in changed)  # the adapter moved the attention projections only
+
+    results = run_eval.main(["--model_name_or_path", str(out), "--language", "sv", "--dtype", "float32",
+                             "--dataset_name", str(corpus / "fleurs"), "--dataset_config_name", "sv_se",
+                             "--max_eval_samples", "2", "--generation_max_length", "8",
+                             "--output_dir", str(tmp_path / "eval")])
+    assert results[0]["samples"] == 2
+
+    merged = merge_adapter(str(out), tmp_path / "merged")
+    plain = WhisperForConditionalGeneration.from_pretrained(merged)
+    for name, tensor in merged_model.state_dict().items():
+        assert torch.equal(plain.state_dict()[name], tensor), name
+    assert json.loads((merged / "preprocessor_config.json").read_text())["feature_size"] == 80
+    assert plain.generation_config.language == "sv"
+
+
+def test_an_adapter_whose_base_cannot_be_found_is_a_clear_error(tiny_model_dir, corpus, tmp_path):
+    out = tmp_path / "lora"
+    train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--max_steps", "1", "--save_steps", "100",
+                                *LORA))
+    config_path = out / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = str(tmp_path / "moved-away")
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(AdapterBaseError, match=r"LoRA adapter for .*moved-away, which cannot be found"):
+        load_whisper(str(out))
