@@ -36,7 +36,9 @@ ARGUMENTS = (ModelArguments, DataArguments, PreprocessingArguments, FineTuningAr
              Seq2SeqTrainingArguments)
 
 
-def main(argv=None) -> dict:
+def main(argv=None, callbacks=()) -> dict:
+    """Fine-tune; returns the train and eval metrics. `callbacks`: extra Trainer callbacks (the search uses one to
+    report each evaluation to its trial)."""
     parser = HfArgumentParser(ARGUMENTS, description=__doc__)
     model_args, data_args, preprocessing_args, finetuning_args, train_data_args, training_args = (
         parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv))
@@ -98,7 +100,7 @@ def main(argv=None) -> dict:
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer, normalization, train_data_args.do_normalize_eval),
-        callbacks=[signal_callback], skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps)
+        callbacks=[signal_callback, *callbacks], skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps)
 
     # 5. Train, resuming from the newest valid checkpoint unless told otherwise
     metrics = {}
