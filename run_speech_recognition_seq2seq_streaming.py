@@ -22,25 +22,28 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments, set_seed
 from normalizers import get_normalizer
 from whisper_finetuning.args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
 from whisper_finetuning.cards import identify
-from whisper_finetuning.training.arguments import FineTuningArguments, TrainingDataArguments
+from whisper_finetuning.training.arguments import FineTuningArguments, RetentionArguments, TrainingDataArguments
 from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, checked_checkpoint, last_complete_checkpoint
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
 from whisper_finetuning.training.model_card import model_card, write_model_card
 from whisper_finetuning.training.model_setup import check_cpu_mixed_precision, load_model_for_training
+from whisper_finetuning.training.retention import (
+    baseline_scores, before_and_after, retention_sets, warn_on_forgetting,
+)
 from whisper_finetuning.training.run_record import check_output_dir, run_identity
 from whisper_finetuning.training.stream import eval_set, eval_specs, train_stream
 from whisper_finetuning.training.trainer import WhisperTrainer, make_compute_metrics
 
 logger = logging.getLogger("run_speech_recognition_seq2seq_streaming")
 ARGUMENTS = (ModelArguments, DataArguments, PreprocessingArguments, FineTuningArguments, TrainingDataArguments,
-             Seq2SeqTrainingArguments)
+             RetentionArguments, Seq2SeqTrainingArguments)
 
 
 def main(argv=None, callbacks=()) -> dict:
     """Fine-tune; returns the train and eval metrics. `callbacks`: extra Trainer callbacks (the search uses one to
     report each evaluation to its trial)."""
     parser = HfArgumentParser(ARGUMENTS, description=__doc__)
-    model_args, data_args, preprocessing_args, finetuning_args, train_data_args, training_args = (
+    model_args, data_args, preprocessing_args, finetuning_args, train_data_args, retention_args, training_args = (
         parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv))
 
     # 1. Logging, checks that fail fast, seed
@@ -71,7 +74,7 @@ def main(argv=None, callbacks=()) -> dict:
     # The output-dir contract: a rerun of the same command resumes; a different run into the same folder is refused.
     if training_args.do_train and training_args.resume_from_checkpoint is None:
         identity = run_identity(training_args, model_args, data_args, preprocessing_args, finetuning_args,
-                                train_data_args)
+                                train_data_args, retention_args)
         with training_args.main_process_first(desc="checking the output_dir"):
             check_output_dir(training_args.output_dir, identity, finetuning_args.overwrite_output_dir,
                              write=training_args.should_save)
@@ -83,16 +86,19 @@ def main(argv=None, callbacks=()) -> dict:
             processor.save_pretrained(training_args.output_dir)
     max_label_length = model.config.max_target_positions  # 448 decoder positions (not config.max_length)
 
-    # 3. Data: a training stream (from audio, or from the feature cache), and an evaluation set decoded once
+    # 3. Data: a training stream (from audio, or from the feature cache), and evaluation sets decoded once: the
+    #    target, and the retention sets of the forgetting guard
     train_dataset, train_preprocessor, train_specs = None, None, []
     if training_args.do_train:
         train_dataset, train_preprocessor, train_specs = train_stream(
             data_args, preprocessing_args, train_data_args, training_args, processor, max_label_length)
-    eval_dataset = None
+    eval_dataset, retention = None, []
     if training_args.do_eval:
         eval_dataset = eval_set(data_args, preprocessing_args, train_data_args, processor, max_label_length)
         if not eval_dataset:
             raise ValueError("the evaluation set has no usable sample (see the skip counts above)")
+        retention = retention_sets(retention_args, preprocessing_args, processor, max_label_length,
+                                   data_args.streaming)
 
     # 4. Trainer
     signal_callback = SaveOnSignalCallback()
@@ -100,7 +106,9 @@ def main(argv=None, callbacks=()) -> dict:
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer, normalization, train_data_args.do_normalize_eval),
-        callbacks=[signal_callback, *callbacks], skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps)
+        callbacks=[signal_callback, *callbacks], skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps,
+        retention_sets=retention, do_normalize_eval=train_data_args.do_normalize_eval)
+    baseline = baseline_scores(trainer, training_args.output_dir) if retention else {}
 
     # 5. Train, resuming from the newest valid checkpoint unless told otherwise
     metrics = {}
@@ -133,7 +141,7 @@ def main(argv=None, callbacks=()) -> dict:
         metrics.update(result.metrics)
 
     # 6. Final evaluation, model card, Hub
-    results = []
+    results, forgetting = [], {}
     if training_args.do_eval:
         eval_metrics = trainer.evaluate(metric_key_prefix="eval")
         if not all(math.isfinite(eval_metrics[k]) for k in ("eval_loss", "eval_wer") if k in eval_metrics):
@@ -142,6 +150,10 @@ def main(argv=None, callbacks=()) -> dict:
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
+        if retention:
+            forgetting = {"rows": before_and_after(retention, baseline, eval_metrics),
+                          "warnings": warn_on_forgetting(eval_metrics, baseline,
+                                                         retention_args.retention_max_degradation)}
         specs = eval_specs(data_args, train_data_args)
         target = identify(specs[0])
         results.append({"dataset_name": target.pretty_name if len(specs) == 1 else " + ".join(
@@ -151,7 +163,7 @@ def main(argv=None, callbacks=()) -> dict:
             "cer": eval_metrics.get("eval_cer"), "samples": len(eval_dataset)})
     if training_args.should_save:
         trainer.model_card = model_card(training_args.output_dir, model_args, finetuning_args, data_args,
-                                        training_args, train_specs, results)
+                                        training_args, train_specs, results, forgetting)
         write_model_card(trainer.model_card, training_args.output_dir)
     if training_args.push_to_hub:  # the model, processor and the card above, to hub_model_id
         trainer.push_to_hub(commit_message="End of training")

@@ -194,3 +194,22 @@ def test_push_sends_the_kit_card_to_hub_model_id_with_no_token_or_local_path(tin
     for path in out.rglob("*"):  # nothing written anywhere holds the token, checkpoints included
         assert not path.is_file() or secret.encode() not in path.read_bytes(), path
     shutil.rmtree(out)
+
+
+def test_retention_is_scored_before_and_during_training_and_reported(tiny_model_dir, corpus, tmp_path, caplog):
+    out = tmp_path / "run"
+    retention = ["--retention_dataset_name", str(corpus / "fleurs"), "--retention_dataset_config_name", "uk_ua",
+                 "--retention_language", "ukrainian", "--max_retention_samples", "3"]
+    with caplog.at_level(logging.WARNING):
+        metrics = train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps",
+                                              "2", "--eval_strategy", "steps", "--eval_steps", "1", *retention,
+                                              "--retention_max_degradation", "-1000"))
+    baseline = json.loads((out / "baseline_results.json").read_text())
+    assert {"eval_wer", "eval_retention_uk_wer", "eval_retention_wer"} <= set(baseline)
+    assert metrics["eval_retention_uk_wer"] == metrics["eval_retention_wer"] > 0
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [entry["step"] for entry in history if "eval_retention_uk_wer" in entry] == [1, 2]
+    card = (out / "README.md").read_text()
+    assert "| retention, uk: FLEURS uk_ua test |" in card and str(tmp_path) not in card
+    assert "eval_retention_uk_wer rose from" in caplog.text  # a margin of -1000 points: always warns
+    assert ModelCard.load(out / "README.md").data.eval_results[0].dataset_config == "sv_se"  # the target stays first

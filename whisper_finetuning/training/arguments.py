@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from normalizers import get_language
+
 from ..data.mixing import STOPPING_STRATEGIES
 
 
@@ -89,3 +91,49 @@ class TrainingDataArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be at least 1, not {value}")
+
+
+@dataclass
+class RetentionArguments:
+    """The forgetting guard: what the base model knew, measured before and during fine-tuning, and replay."""
+
+    retention_dataset_name: str | None = field(default=None, metadata={
+        "help": "'+'-separated datasets the model should keep transcribing well (e.g. the base language), evaluated "
+                "at every evaluation and once with the base model before training"})
+    retention_dataset_config_name: str | None = field(default=None, metadata={"help": "'+'-separated configs"})
+    retention_split_name: str = field(default="test", metadata={"help": "'+'-separated splits"})
+    retention_text_column_name: str | None = field(default=None, metadata={"help": "'+'-separated text columns"})
+    retention_language: str | None = field(default=None, metadata={
+        "help": "'+'-separated Whisper languages of the retention datasets, one per dataset or one for all"})
+    max_retention_samples: int | None = field(default=None, metadata={
+        "help": "evaluate on the first N samples of each retention dataset"})
+    retention_max_degradation: float = field(default=5.0, metadata={
+        "help": "warn when a retention WER rises more than this many points above the base model's"})
+    replay_dataset_name: str | None = field(default=None, metadata={
+        "help": "'+'-separated datasets mixed into the training stream to keep what the base model knew"})
+    replay_dataset_config_name: str | None = field(default=None, metadata={"help": "'+'-separated configs"})
+    replay_split_name: str = field(default="train", metadata={"help": "'+'-separated splits"})
+    replay_text_column_name: str | None = field(default=None, metadata={"help": "'+'-separated text columns"})
+    replay_language: str | None = field(default=None, metadata={
+        "help": "'+'-separated Whisper languages of the replay datasets (their labels get that language's token)"})
+    replay_probability: float = field(default=0.0, metadata={
+        "help": "share of training samples drawn from the replay datasets (0 = no replay)"})
+
+    def __post_init__(self):
+        self.retention_language = canonical_languages(self.retention_language)
+        self.replay_language = canonical_languages(self.replay_language)
+        if self.retention_dataset_name and not self.retention_language:
+            raise ValueError("give --retention_language (the language of the retention datasets, e.g. en)")
+        if not 0 <= self.replay_probability < 1:
+            raise ValueError(f"--replay_probability must be in [0, 1), not {self.replay_probability}")
+        if self.replay_probability and not (self.replay_dataset_name and self.replay_language):
+            raise ValueError("--replay_probability needs --replay_dataset_name and --replay_language")
+        if self.max_retention_samples is not None and self.max_retention_samples < 1:
+            raise ValueError(f"--max_retention_samples must be at least 1, not {self.max_retention_samples}")
+
+
+def canonical_languages(languages: str | None) -> str | None:
+    """A '+' list of languages as codes ("english+swedish" -> "en+sv")."""
+    if not languages:
+        return None
+    return "+".join(get_language(language).code for language in languages.split("+"))

@@ -14,8 +14,10 @@ def base_model_id(model_name_or_path: str) -> str | None:
 
 
 def model_card(output_dir, model_args, finetuning_args, data_args, training_args, train_specs,
-               results: list[dict]) -> ModelCard:
-    """README.md with leaderboard-ready metadata (language code, base model, datasets, tags, model-index)."""
+               results: list[dict], forgetting: dict | None = None) -> ModelCard:
+    """README.md with leaderboard-ready metadata (language code, base model, datasets, tags, model-index); with
+    `forgetting` (training/retention.py), a table of WER before and after fine-tuning on the target and retention
+    sets. The model-index keeps the target set alone, as the leaderboard expects."""
     name = (finetuning_args.model_index_name or training_args.hub_model_id
             or str(output_dir).rstrip("/").split("/")[-1])
     datasets = list(dict.fromkeys(identify(spec).dataset_type for spec in train_specs))
@@ -36,12 +38,29 @@ def model_card(output_dir, model_args, finetuning_args, data_args, training_args
     body = (f"# {name}\n\n{what} {', '.join(datasets)} ({data_args.language or 'en'}, task {data_args.task}).\n\n"
             f"## Evaluation\n\n{markdown_table(results) if results else 'Not evaluated.'}\n\n"
             "WER is computed on normalized text (Whisper's normalizers with the kit's per-language rules).\n\n"
-            f"{adapter_note}"
+            f"{forgetting_section(forgetting)}{adapter_note}"
             f"## Training\n\n- learning rate {training_args.learning_rate}, {training_args.max_steps} steps, batch "
             f"{training_args.per_device_train_batch_size} x {training_args.gradient_accumulation_steps} accumulation "
             f"x {training_args.world_size} processes, warm-up {training_args.warmup_steps} steps, seed "
             f"{training_args.seed}\n")
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def forgetting_section(forgetting: dict | None) -> str:
+    if not forgetting:
+        return ""
+    lines = ["## What the base model knew (forgetting guard)", "",
+             "| set | WER % base model | WER % fine-tuned | change |", "|---|---|---|---|"]
+    for row in forgetting["rows"]:
+        before, after = row["before"], row["after"]
+        change = f"{after - before:+.2f}" if before is not None and after is not None else "-"
+        lines.append(f"| {row['set']} | {_number(before)} | {_number(after)} | {change} |")
+    lines += [""] + [f"Warning: {warning}" for warning in forgetting["warnings"]]
+    return "\n".join(lines) + "\n\n"
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def write_model_card(card: ModelCard, output_dir) -> None:

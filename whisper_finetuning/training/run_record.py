@@ -30,7 +30,7 @@ EXCLUDED = {"token", "output_dir", "feature_cache_dir", "auto_resume", "overwrit
 # What a finished or interrupted run leaves at the top of output_dir besides its checkpoints.
 RUN_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors",
              "config.json", "generation_config.json", "training_args.bin", "trainer_state.json", "README.md",
-             "train_results.json", "eval_results.json", "all_results.json", RECORD)
+             "train_results.json", "eval_results.json", "all_results.json", "baseline_results.json", RECORD)
 
 
 class OutputDirError(RuntimeError):
@@ -41,7 +41,8 @@ def run_identity(training_args, *argument_groups) -> dict:
     """The arguments that define the run, from the kit's argument groups and the training arguments."""
     identity = {}
     for group in argument_groups:
-        identity.update({k: v for k, v in asdict(group).items() if k not in EXCLUDED and "eval" not in k})
+        identity.update({k: v for k, v in asdict(group).items()
+                         if k not in EXCLUDED and "eval" not in k and "retention" not in k})
     for name in DEFINING_TRAINING_ARGUMENTS:
         value = getattr(training_args, name, None)
         identity[name] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)

@@ -55,8 +55,10 @@ class WhisperTrainer(Seq2SeqTrainer):
     dropped) before stopping; 0 stops at the first. `model_card`: the kit's card, which push_to_hub uploads instead
     of the Trainer's own."""
 
-    def __init__(self, *args, skip_nonfinite_steps: int = 0, model_card=None, **kwargs):
+    def __init__(self, *args, skip_nonfinite_steps: int = 0, model_card=None, retention_sets=(),
+                 do_normalize_eval: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.retention_sets, self.do_normalize_eval = list(retention_sets), do_normalize_eval
         self.data_position = None  # (pass, next row) after the last trained batch
         self.nonfinite_loss = None  # the non-finite loss of the current optimizer step, if any
         self.skipped_steps = []  # (step, reason) of the steps skipped for non-finite values
@@ -81,6 +83,28 @@ class WhisperTrainer(Seq2SeqTrainer):
         if not torch.isfinite(loss).all():
             self.nonfinite_loss = float(loss.detach().float().mean())
         return loss
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **gen_kwargs):
+        """The target set, then each retention set with generation forced to its language (eval_retention_*)."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **gen_kwargs)
+        if eval_dataset is not None or metric_key_prefix != "eval" or not self.retention_sets:
+            return metrics
+        generation_config = self.accelerator.unwrap_model(self.model).generation_config
+        target_language, target_metrics = generation_config.language, self.compute_metrics
+        wers = []
+        try:
+            for retention in self.retention_sets:
+                generation_config.language = retention.language
+                self.compute_metrics = make_compute_metrics(self.processing_class.tokenizer, retention.normalization,
+                                                            self.do_normalize_eval)
+                found = super().evaluate(retention.samples, ignore_keys, retention.prefix, **gen_kwargs)
+                metrics.update(found)
+                wers.append(found[f"{retention.prefix}_wer"])
+        finally:
+            generation_config.language, self.compute_metrics = target_language, target_metrics
+        metrics["eval_retention_wer"] = sum(wers) / len(wers)
+        self.log({"eval_retention_wer": metrics["eval_retention_wer"]})
+        return metrics
 
     def stop_on_nonfinite(self, reason: str) -> None:
         """Skip this optimizer step (drop its gradients) while the budget allows, else stop with an error."""

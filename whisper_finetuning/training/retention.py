@@ -1,0 +1,112 @@
+"""The forgetting guard: retention sets (what the base model knew, e.g. its English), scored with the base model
+once before training and at every evaluation after, with a warning when fine-tuning erodes them.
+
+Metrics: `eval_retention_<lang>_wer` per language and `eval_retention_wer` (their mean). The base model's scores
+(target and retention) are kept in output_dir/baseline_results.json, so a resumed run compares with the same numbers.
+"""
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from normalizers import Normalization, get_normalizer, get_target_normalizer
+
+from ..cards import identify
+from ..data.mixing import load_mixture, parse_dataset_specs
+from ..features.preprocessing import FilterSettings, Preprocessor, prepare
+from ..files import write_json_atomic
+from .stream import EvalSet
+
+logger = logging.getLogger(__name__)
+BASELINE = "baseline_results.json"
+
+
+@dataclass
+class RetentionSet:
+    language: str  # Whisper code; generation is forced to it while this set is evaluated
+    samples: EvalSet
+    normalization: Normalization
+    description: str  # the datasets, for logs and the card
+
+    @property
+    def prefix(self) -> str:
+        return f"eval_retention_{self.language}"
+
+
+def split_plus(value: str, count: int, what: str) -> list[str]:
+    items = value.split("+")
+    if len(items) not in (1, count):
+        raise ValueError(f"{what} has {len(items)} '+'-separated entries but there are {count} datasets")
+    return items * count if len(items) == 1 else items
+
+
+def retention_sets(retention_args, preprocessing_args, processor, max_label_length: int,
+                   streaming: bool = True) -> list[RetentionSet]:
+    """One decoded evaluation set per retention language, labelled with that language's token."""
+    if not retention_args.retention_dataset_name:
+        return []
+    specs = parse_dataset_specs(retention_args.retention_dataset_name, retention_args.retention_dataset_config_name,
+                                retention_args.retention_split_name, retention_args.retention_text_column_name)
+    languages = split_plus(retention_args.retention_language, len(specs), "--retention_language")
+    extractor = processor.feature_extractor
+    sets = []
+    for language in dict.fromkeys(languages):
+        own = copy.deepcopy(processor)  # labels start with this set's language token, not the target's
+        own.tokenizer.set_prefix_tokens(language=language, task="transcribe")
+        preprocessor = Preprocessor(own, FilterSettings(max_label_length=max_label_length),
+                                    normalize_text=get_target_normalizer(language, preprocessing_args.do_lower_case,
+                                                                         preprocessing_args.do_remove_punctuation))
+        samples = EvalSet(extractor.feature_size, extractor.nb_max_frames)
+        chosen = [spec for spec, spec_language in zip(specs, languages) if spec_language == language]
+        for spec in chosen:
+            rows = load_mixture([spec], streaming=streaming)
+            if retention_args.max_retention_samples:
+                rows = rows.take(retention_args.max_retention_samples)
+            for example in prepare(rows, preprocessor):
+                samples.append(example)
+        preprocessor.report()
+        if not samples:
+            raise ValueError(f"the retention set for {language} has no usable sample (see the skip counts above)")
+        names = (" ".join(part for part in (identify(spec).pretty_name, spec.config, spec.split) if part)
+                 for spec in chosen)
+        sets.append(RetentionSet(language, samples, get_normalizer(language), " + ".join(names)))
+    return sets
+
+
+def baseline_scores(trainer, output_dir: str) -> dict:
+    """The base model's evaluation metrics (target and retention), measured once before training and kept."""
+    path = Path(output_dir) / BASELINE
+    if path.is_file():
+        return json.loads(path.read_text())
+    logger.info("Scoring the base model before training (target and retention sets)")
+    scores = trainer.evaluate()
+    if trainer.args.should_save:
+        write_json_atomic(path, scores)
+    return scores
+
+
+def before_and_after(retention: list[RetentionSet], baseline: dict, final: dict) -> list[dict]:
+    """Rows for the card: the target set and each retention set, WER of the base model and of the fine-tuned one."""
+    rows = [{"set": "target (the evaluation set above)", "before": baseline.get("eval_wer"),
+             "after": final.get("eval_wer")}]
+    rows += [{"set": f"retention, {r.language}: {r.description}", "before": baseline.get(f"{r.prefix}_wer"),
+              "after": final.get(f"{r.prefix}_wer")} for r in retention]
+    return rows
+
+
+def warn_on_forgetting(metrics: dict, baseline: dict, margin: float) -> list[str]:
+    """Warnings for retention WERs that rose more than `margin` points above the base model's."""
+    warnings = []
+    for key, value in metrics.items():
+        per_language = key.startswith("eval_retention_") and key.endswith("_wer") and key != "eval_retention_wer"
+        if per_language and key in baseline:
+            rise = value - baseline[key]
+            if rise > margin:
+                warnings.append(f"{key} rose from {baseline[key]:.2f} to {value:.2f} (+{rise:.2f} points, more than "
+                                f"--retention_max_degradation {margin}): the model is forgetting; consider "
+                                "--replay_probability, --freeze_encoder or --use_peft")
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
