@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from whisper_finetuning.data.audio import AudioError, load_audio, to_model_rate
+from whisper_finetuning.data.audio import (AudioError, ShorterThanListedError, check_listed_duration, load_audio,
+                                         to_model_rate)
 
 
 def tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
@@ -39,3 +40,32 @@ def test_broken_audio_files_raise_a_clear_error(tmp_path):
 
 def test_resampling_keeps_duration():
     assert len(to_model_rate(tone(2.0, 44100), 44100)) == 32000
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_unreadable_audio(tmp_path, bad):
+    samples = tone(1.0, 16000)
+    samples[100] = bad
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=rf"audio file {path} holds non-finite samples \(NaN or infinity\); re-encode"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("decoded, listed, broken", [
+    (1.2, 4.5, True),    # a truncated clip
+    (4.3, 4.5, False),   # MP3 padding, rounding: kept
+    (0.6, 1.2, True),    # a short clip: more than 0.5 s missing
+    (0.8, 1.2, False),
+    (16.0, 20.5, True),  # a long clip: more than 20 % missing
+    (16.5, 20.5, False),
+    (1.0, -1.0, False),  # nothing listed
+])
+def test_audio_much_shorter_than_listed(decoded, listed, broken):
+    samples = np.zeros(int(decoded * 16000), np.float32)
+    if broken:
+        with pytest.raises(ShorterThanListedError, match=rf"audio shorter than listed: {decoded:.1f} s decoded, "
+                                                         rf"{listed:.1f} s listed \(clip.mp3; a truncated file\?"):
+            check_listed_duration(samples, listed, "clip.mp3")
+    else:
+        check_listed_duration(samples, listed, "clip.mp3")

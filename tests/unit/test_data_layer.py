@@ -11,7 +11,6 @@ import pytest
 import soundfile
 from transformers import WhisperFeatureExtractor
 
-from whisper_finetuning.data.audio import AudioError
 from whisper_finetuning.features.log_mel import LogMelExtractor
 from whisper_finetuning.data.mixing import load_mixture, parse_dataset_specs, parse_probabilities
 from whisper_finetuning.features.preprocessing import FilterSettings, Preprocessor, prepare
@@ -59,7 +58,7 @@ def test_release_folders_load_with_common_columns(corpus, name, config, split, c
     rows = list(load_source(str(corpus / name), config, split))
     assert len(rows) == count and list(rows[0]) == COLUMNS
     assert all(r["audio"]["path"] and r["text"] and r["gender"] in ("male", "female") for r in rows)
-    assert all(r["duration"] > 0.5 for r in rows)
+    assert all(r["duration"] > 0.5 and r["error"] == "" for r in rows)
 
 
 def test_audiofolder_jsonl_and_parquet_manifests(corpus, tmp_path):
@@ -94,6 +93,8 @@ def test_clear_errors_for_bad_sources(corpus, tmp_path):
 def manifest(tmp_path, name, count):
     path = tmp_path / f"{name}.jsonl"
     path.write_text("\n".join(json.dumps({"file_name": f"{name}-{i}.wav", "text": f"{name} {i}"}) for i in range(count)))
+    for i in range(count):  # the files exist (a manifest whose files are all missing is refused); none is decoded
+        (tmp_path / f"{name}-{i}.wav").touch()
     return str(path)
 
 
@@ -166,13 +167,16 @@ def test_broken_samples_are_skipped_and_counted(corpus, tmp_path, processor):
     assert kept[0]["input_features"].shape == (80, 3000)
     assert preprocessor.stats.skipped == Counter({"unreadable audio": 3, "longer than 30.0 s": 1, "empty text": 1,
                                                   "labels longer than 448 tokens": 1})
-    assert {path for path, _ in preprocessor.stats.unreadable} == {str(truncated), str(empty), str(tmp_path / "missing.wav")}
+    assert {path for path, _ in preprocessor.stats.broken} == {str(truncated), str(empty), str(tmp_path / "missing.wav")}
 
 
-def test_too_many_unreadable_files_stop_with_a_clear_error(tmp_path, processor):
-    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps({"file_name": f"gone{i}.wav", "text": "x"}) for i in range(5)))
+def test_too_many_unreadable_files_stop_with_a_clear_error(corpus, tmp_path, processor):
+    good = str(next(iter(load_source(str(corpus / "fleurs"), "sv_se", "test")))["audio"]["path"])
+    files = [good] + [str(tmp_path / f"gone{i}.wav") for i in range(5)]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps({"file_name": f, "text": "x"}) for f in files))
     preprocessor = Preprocessor(processor, FilterSettings(min_samples_for_failure_check=4))
-    with pytest.raises(AudioError, match=r"(\d) of \1 audio files could not be decoded \(more than 5%\)"):
+    with pytest.raises(DataSourceError, match=r"(\d) of \d samples are broken \(\1 unreadable audio\), more than 5%.*"
+                                              r"Fix or remove them; the first: .*gone0.wav"):
         list(prepare(load_source(str(tmp_path / "m.jsonl"), None, "train"), preprocessor))
 
 

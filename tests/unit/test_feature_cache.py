@@ -67,7 +67,8 @@ def test_training_builds_the_cache_then_reads_it_without_decoding_audio(tiny_mod
     folder = tmp_path / "cache"
     common = ["--do_train", "--max_steps", "3", "--feature_cache_dir", str(folder), "--save_steps", "100"]
     train_script.main(arguments(tiny_model_dir, corpus, tmp_path / "first", *common))
-    assert json.loads(next(folder.glob("part-*/part_info.json")).read_text())["num_samples"] == 18
+    info = json.loads(next(folder.glob("part-*/part_info.json")).read_text())
+    assert info["num_samples"] == 18 and sum(info["statistics"]["kept"].values()) == 18  # counted while building
 
     decoded, decode = [], preprocessing.decode_row_audio
     monkeypatch.setattr(preprocessing, "decode_row_audio", lambda audio: decoded.append(audio["path"]) or decode(audio))

@@ -239,8 +239,14 @@ def build_part(cache_dir: Path, specs: list[DatasetSpec], settings: dict, prepro
     """Decode and cache this part's share of the datasets (every sample once)."""
     rows = load_mixture(specs, streaming=streaming, token=token, rank=shard_index, world_size=num_shards)
     labels = [spec.label for spec in specs]
-    count = write_part(prepare(rows, preprocessor), cache_dir, settings, labels, shard_index, num_shards,
-                       stats={"kept": dict(preprocessor.stats.kept), "skipped": dict(preprocessor.stats.skipped)})
+
+    def examples():
+        yield from prepare(rows, preprocessor)
+        preprocessor.finish()  # too many broken samples: the part is never completed
+
+    # The live counters: write_part stores them when the last example has been written.
+    count = write_part(examples(), cache_dir, settings, labels, shard_index, num_shards,
+                       stats={"kept": preprocessor.stats.kept, "skipped": preprocessor.stats.skipped})
     preprocessor.report()
     return count
 

@@ -1,9 +1,11 @@
 """Turn rows (see `data.sources`) into model inputs: decode, resample, filter, log-mel, tokenize; count what is skipped.
 
 Every skipped sample is counted by reason (empty text, unreadable audio, too short, too long, labels longer than
-the decoder's positions), and the samples each dataset contributed are counted too; `report()` logs both. A broken
-file never stops a run, but a run where more than `max_failure_fraction` of the audio fails to decode stops with an
-error, since that is a wrong path or a missing codec, not a few bad files.
+the decoder's positions, ...), and the samples each dataset contributed are counted too; `report()` logs both.
+A broken sample (a malformed row, unreadable audio, audio much shorter than its dataset lists) never stops a run by
+itself, but more than `max_failure_fraction` of broken samples does, with an error: that is a wrong path, a missing
+codec or a damaged download, not a few bad files. The rule is checked while rows stream (from
+`min_samples_for_failure_check` samples on) and by `finish()` at the end of a pass, whatever the number of samples.
 """
 
 import logging
@@ -13,7 +15,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
+from ..data.audio import SAMPLING_RATE, AudioError, ShorterThanListedError, check_listed_duration, decode_row_audio
+from ..data.sources import DataSourceError
 from .log_mel import LogMelExtractor
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,10 @@ class FilterSettings:
 class PipelineStats:
     kept: Counter = field(default_factory=Counter)  # per dataset
     skipped: Counter = field(default_factory=Counter)  # per reason
-    unreadable: list = field(default_factory=list)  # (path, error), the first 20
+    broken: list = field(default_factory=list)  # (path or id, error), the first 20
+
+
+BROKEN_REASONS = ("malformed row", "unreadable audio", "audio shorter than listed")
 
 
 class Preprocessor:
@@ -68,21 +74,30 @@ class Preprocessor:
         results = list(self._pool.map(self, rows))
         return {key: [r[key] for r in results] for key in results[0]} if results else {}
 
+    def _broken(self, reason: str, where: str, error: str) -> dict:
+        logger.warning("Skipping a broken sample (%s): %s", reason, error)
+        with self.lock:  # count, remember and check in one step: rows are processed in several threads
+            self.stats.skipped[reason] += 1
+            self.stats.broken.append((where, error))
+            del self.stats.broken[20:]
+            self._check_failures(final=False)
+        return self._skipped(reason)
+
     def __call__(self, row: dict) -> dict:
         settings = self.settings
+        if row.get("error"):
+            return self._broken("malformed row", row["id"], row["error"])
         text = self.normalize_text(row["text"] or "").strip()
         if not text:
             return self._skip("empty text")
+        where = row["audio"].get("path") or row["id"]
         try:
             audio = decode_row_audio(row["audio"])
+            check_listed_duration(audio, row["duration"], where)
+        except ShorterThanListedError as error:
+            return self._broken("audio shorter than listed", where, str(error))
         except AudioError as error:
-            logger.warning("Skipping unreadable audio: %s", error)
-            with self.lock:  # count, remember and check in one step: rows are processed in several threads
-                self.stats.skipped["unreadable audio"] += 1
-                self.stats.unreadable.append((row["audio"].get("path"), str(error)))
-                del self.stats.unreadable[20:]
-                self._check_failures()
-            return self._skipped("unreadable audio")
+            return self._broken("unreadable audio", where, str(error))
         duration = len(audio) / SAMPLING_RATE
         if duration < settings.min_duration_in_seconds:
             return self._skip(f"shorter than {settings.min_duration_in_seconds} s")
@@ -95,13 +110,23 @@ class Preprocessor:
             self.stats.kept[row["dataset"]] += 1
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
 
-    def _check_failures(self) -> None:
-        failed = self.stats.skipped["unreadable audio"]
-        seen = failed + sum(self.stats.kept.values())
-        if seen >= self.settings.min_samples_for_failure_check and failed > self.settings.max_failure_fraction * seen:
-            examples = "; ".join(f"{path}: {error}" for path, error in self.stats.unreadable[:3])
-            raise AudioError(f"{failed} of {seen} audio files could not be decoded (more than "
-                             f"{self.settings.max_failure_fraction:.0%}); first failures: {examples}")
+    def _check_failures(self, final: bool) -> None:
+        counts = {reason: self.stats.skipped[reason] for reason in BROKEN_REASONS if self.stats.skipped[reason]}
+        broken = sum(counts.values())
+        seen = broken + sum(self.stats.kept.values())
+        if (final or seen >= self.settings.min_samples_for_failure_check) and \
+                broken > self.settings.max_failure_fraction * seen:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in counts.items())
+            examples = "; ".join(error for _, error in self.stats.broken[:3])  # each names its file
+            raise DataSourceError(f"{broken} of {seen} samples are broken ({reasons}), more than "
+                                  f"{self.settings.max_failure_fraction:.0%}: a wrong path, a missing codec or a "
+                                  f"damaged download rather than a few bad files. Fix or remove them; the first: "
+                                  f"{examples}")
+
+    def finish(self) -> None:
+        """The failure rule on everything seen so far, however few samples that is: call it after a pass."""
+        with self.lock:
+            self._check_failures(final=True)
 
     def report(self) -> None:
         for dataset, count in sorted(self.stats.kept.items()):
