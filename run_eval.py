@@ -7,7 +7,9 @@
     python run_eval.py --model_name_or_path M --language sv --dataset_name "a+b" --dataset_config_name "x+y" \\
         --split "test+test" --text_column_name "sentence+transcription"
 
-Writes results.json, results.md, model_index.yaml and predictions_<dataset>.jsonl to --output_dir.
+Writes results.json, results.md, model_index.yaml and predictions_<dataset>.jsonl to --output_dir. A run that
+fails (a dataset with nothing to score) or is stopped (SIGTERM, Ctrl-C: after the current batch) exits non-zero
+and leaves results.json marked "complete": false, the predictions so far, and no model_index.yaml.
 Arguments: whisper_finetuning/args.py (model, data) and whisper_finetuning/evaluation/arguments.py.
 """
 
@@ -24,10 +26,12 @@ from whisper_finetuning.cards import identify, markdown_table
 from whisper_finetuning.data.mixing import count_samples, load_mixture, parse_dataset_specs
 from whisper_finetuning.evaluation.arguments import EvalArguments
 from whisper_finetuning.evaluation.cpu_attention import enable_fast_cpu_attention
+from whisper_finetuning.evaluation.interrupt import StopOnSignal
 from whisper_finetuning.evaluation.leaderboard import default_targets
-from whisper_finetuning.evaluation.reports import merge_into_card, write_reports
-from whisper_finetuning.evaluation.scoring import evaluate_rows
+from whisper_finetuning.evaluation.reports import check_output_dir, merge_into_card, write_reports
+from whisper_finetuning.evaluation.scoring import ScoringError, check_scores, evaluate_rows
 from whisper_finetuning.evaluation.transcriber import Throughput, Transcriber
+from whisper_finetuning.export.ct2_transcriber import CT2Transcriber, load_ctranslate2
 from whisper_finetuning.loading import choose_dtype, language_kwargs, load_whisper
 
 logger = logging.getLogger("run_eval")
@@ -38,7 +42,10 @@ def main(argv=None) -> list[dict]:
     model_args, data_args, args = parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    # 1. What to evaluate on (fails early, before any model work, on an unknown split or folder)
+    # 1. Where the results go and what to evaluate on: fails early, before any model work, on a folder that cannot
+    # be written or holds another model's results, an unknown split, a missing folder or column
+    output_dir = Path(args.output_dir)
+    check_output_dir(output_dir, model_args.model_name_or_path, model_args.model_revision, args.overwrite_output_dir)
     normalization = get_normalizer(data_args.language)
     if data_args.dataset_name:
         specs = parse_dataset_specs(data_args.dataset_name, data_args.dataset_config_name, args.split,
@@ -49,40 +56,74 @@ def main(argv=None) -> list[dict]:
             raise SystemExit("error: give --language (to evaluate on Common Voice and FLEURS) or --dataset_name")
         targets = default_targets(data_args.language, args.split, args.common_voice_dir, args.fleurs_dir,
                                   args.common_voice_dataset, args.fleurs_dataset)
+    # Opening a dataset reads its listing (local) or metadata (Hub), not its audio: a missing folder, split or
+    # column, or a dataset with no rows, is found here, before the model is loaded and before anything is written.
+    datasets = [(target, load_mixture([target.spec], streaming=data_args.streaming, token=model_args.token),
+                 count_samples(target.spec, token=model_args.token)) for target in targets]
 
-    # 2. The model, in the fastest dtype that keeps the WER (see choose_dtype)
-    model, processor = load_whisper(model_args.model_name_or_path, dtype=choose_dtype(args.dtype),
-                                    attn_implementation=model_args.attn_implementation,
-                                    revision=model_args.model_revision, cache_dir=model_args.cache_dir,
-                                    token=model_args.token)
-    if torch.cuda.is_available():
-        model = model.cuda()
-    enable_fast_cpu_attention(model)
+    # 2. The model, in the fastest dtype that keeps the WER (see choose_dtype), or the CTranslate2 export
+    if args.backend == "ctranslate2":
+        model, processor = load_ctranslate2(model_args.model_name_or_path,
+                                            device="cuda" if torch.cuda.is_available() else "cpu")
+        transcriber_class, dtype = CT2Transcriber, model.model.compute_type
+    else:
+        model, processor = load_whisper(model_args.model_name_or_path, dtype=choose_dtype(args.dtype),
+                                        attn_implementation=model_args.attn_implementation,
+                                        revision=model_args.model_revision, cache_dir=model_args.cache_dir,
+                                        token=model_args.token)
+        if args.generation_max_length and args.generation_max_length > model.config.max_target_positions:
+            raise ValueError(f"--generation_max_length {args.generation_max_length} is more than the "
+                             f"{model.config.max_target_positions} tokens {model_args.model_name_or_path} can "
+                             "generate")
+        if torch.cuda.is_available():
+            model = model.cuda()
+        enable_fast_cpu_attention(model)
+        transcriber_class, dtype = Transcriber, str(model.dtype).removeprefix("torch.")
     generate_kwargs = {"num_beams": args.num_beams, "return_timestamps": args.return_timestamps}
     if args.generation_max_length:
         generate_kwargs["max_length"] = args.generation_max_length
     generate_kwargs.update(language_kwargs(model, None if args.detect_language else data_args.language,
                                            data_args.task))
-    transcriber = Transcriber(model, processor, generate_kwargs, batch_size=args.batch_size)
+    transcriber = transcriber_class(model, processor, generate_kwargs, batch_size=args.batch_size,
+                                    long_form_kwargs=args.long_form_kwargs(), max_duration=args.max_duration_in_seconds)
 
-    # 3. Transcribe and score each dataset
-    results, predictions = [], {}
-    for target in targets:
-        spec = target.spec
-        rows = load_mixture([spec], streaming=data_args.streaming, token=model_args.token)
-        transcriber.throughput = Throughput()  # RTFx per dataset
-        label = f"{target.pretty_name} {spec.config or ''} {spec.split}".replace("  ", " ")
-        scores, rows_out = evaluate_rows(transcriber, rows, normalization, total=count_samples(spec),
-                                         description=label, max_samples=args.max_eval_samples)
-        results.append({"dataset_name": target.pretty_name, "dataset_type": target.dataset_type,
-                        "source": spec.name, "config": spec.config, "split": spec.split,
-                        "language": data_args.language, "rtfx": transcriber.throughput.rtfx,
-                        "dtype": str(model.dtype).removeprefix("torch."), **scores})
-        predictions[label] = rows_out
+    # 3. Transcribe and score each dataset; SIGTERM or Ctrl-C stops after the current batch
+    results, predictions, problem = [], {}, None
+    with StopOnSignal() as stop:
+        transcriber.stop = stop.event
+        for target, rows, total in datasets:
+            spec = target.spec
+            transcriber.throughput = Throughput()  # RTFx per dataset
+            label = f"{target.pretty_name} {spec.config or ''} {spec.split}".replace("  ", " ")
+            scores, rows_out = evaluate_rows(transcriber, rows, normalization, total=total,
+                                             description=label, max_samples=args.max_eval_samples)
+            results.append({"dataset_name": target.pretty_name, "dataset_type": target.dataset_type,
+                            "source": spec.name, "config": spec.config, "split": spec.split,
+                            "language": data_args.language, "rtfx": transcriber.throughput.rtfx,
+                            "backend": args.backend, "dtype": dtype, **scores})
+            predictions[label] = rows_out
+            if stop.received:
+                problem = (f"stopped by {stop.received.name} during {label}, after "
+                           f"{scores['samples'] + scores['skipped']} clips; datasets not started: "
+                           f"{len(targets) - len(results)}")
+                break
+            try:
+                check_scores(scores, label)
+            except ScoringError as error:
+                problem = str(error)
+                break
 
-    # 4. Reports
-    write_reports(Path(args.output_dir), model_args.model_name_or_path, results, predictions, data_args.language)
+    # 4. Reports (a failed or stopped run is marked incomplete and gets no model-index)
+    write_reports(output_dir, model_args.model_name_or_path, model_args.model_revision, results, predictions,
+                  data_args.language, problem)
     print(markdown_table(results))
+    if problem and stop.received:
+        logger.error("Incomplete: %s. Wrote the results so far to %s (results.json says \"complete\": false)",
+                     problem, output_dir)
+        raise SystemExit(128 + stop.received)
+    if problem:
+        raise ScoringError(f"{problem}. (Wrote {output_dir}/results.json, marked incomplete, and the predictions; "
+                           "no model_index.yaml)")
     print(f"\nWrote results.json, results.md, model_index.yaml and predictions to {args.output_dir}")
     if args.push_to_hub:
         push_results(args.hub_model_id or model_args.model_name_or_path, results, model_args.token)

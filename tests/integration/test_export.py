@@ -1,0 +1,77 @@
+"""The export with real weights on eSpeak speech: whisper-base (multilingual) and whisper-tiny.en (English-only) to
+CTranslate2 and whisper.cpp, each checked by the command's own parity check against the transformers model, and the
+CTranslate2 folder transcribed by faster-whisper as a user would load it."""
+
+import json
+
+import pytest
+from faster_whisper import WhisperModel
+
+import run_eval
+from normalizers import get_normalizer
+from whisper_finetuning.data.audio import decode_row_audio
+from whisper_finetuning.data.mixing import load_mixture, parse_dataset_specs
+from whisper_finetuning.export.__main__ import main as export_main
+from whisper_finetuning.metrics import error_rate
+
+
+def check_arguments(spoken_corpus) -> list[str]:
+    """The 12 English test clips of the corpus: Common Voice en + FLEURS en_us."""
+    return ["--check", f"{spoken_corpus}/common_voice+{spoken_corpus}/fleurs", "--dataset_config_name", "en+en_us",
+            "--language", "en", "--batch_size", "6"]
+
+
+def export_and_check(model, to, quantization, output_dir, spoken_corpus) -> dict:
+    export_main(["--model", model, "--to", to, "--quantization", quantization, "--output_dir", str(output_dir),
+                 *check_arguments(spoken_corpus)])
+    report = json.loads((output_dir / "parity.json").read_text())
+    assert report["samples"] == 12 and report["passed"]
+    # Real speech: the trained model transcribes it (whisper-base: 24 % WER on these voices), so the comparison is
+    # not between two failures; the export is within the tolerance.
+    assert report["trained"]["wer"] < 40, report
+    assert report["exported"]["wer"] <= report["trained"]["wer"] + report["tolerance"], report
+    assert "# Export parity: passed" in (output_dir / "parity.md").read_text()
+    return report
+
+
+@pytest.mark.parametrize("model, quantization, tolerance", [("openai/whisper-base", "float32", 0.5),
+                                                            ("openai/whisper-tiny.en", "int8", 2.0)])
+def test_ctranslate2_export_transcribes_like_the_trained_model(model, quantization, tolerance, spoken_corpus,
+                                                                tmp_path):
+    out = tmp_path / "ct2"
+    report = export_and_check(model, "ctranslate2", quantization, out, spoken_corpus)
+    # A CPU runs int8 weights as int8_float32.
+    assert report["tolerance"] == tolerance and report["compute_type"].startswith(quantization)
+    if quantization == "float32":  # the same computation up to the order of float operations
+        assert report["identical_normalized"] >= 0.9, report["differences"]
+
+    # faster-whisper, as a user runs it on the folder alone, understands the speech too.
+    specs = parse_dataset_specs(str(spoken_corpus / "fleurs"), "en_us", "test", None)
+    rows = list(load_mixture(specs))
+    fw = WhisperModel(str(out), device="cpu", compute_type=quantization)
+    heard = [" ".join(s.text for s in fw.transcribe(decode_row_audio(row["audio"]), language="en", beam_size=1,
+                                                     without_timestamps=True)[0]) for row in rows]
+    wer = error_rate([row["text"] for row in rows], heard, normalize=get_normalizer("en")).percent
+    assert len(rows) == 6 and wer < 40, list(zip(heard, [row["text"] for row in rows]))
+
+    # run_eval.py --backend ctranslate2 on the export scores like the default backend on the trained model.
+    def evaluate(name: str, *backend: str) -> dict:
+        [result] = run_eval.main(["--model_name_or_path", name, *backend, "--language", "en",
+                                  "--dataset_name", str(spoken_corpus / "fleurs"), "--dataset_config_name", "en_us",
+                                  "--batch_size", "6", "--dtype", "float32", "--output_dir",
+                                  str(tmp_path / f"eval-{len(backend)}")])
+        return result
+
+    default, exported = evaluate(model), evaluate(str(out), "--backend", "ctranslate2")
+    assert exported["backend"] == "ctranslate2" and exported["dtype"].startswith(quantization)
+    assert default["samples"] == exported["samples"] == 6 and default["wer"] < 40
+    assert abs(exported["wer"] - default["wer"]) <= tolerance, (default, exported)
+
+
+@pytest.mark.parametrize("model, quantization", [("openai/whisper-tiny.en", "float16"),
+                                                 ("openai/whisper-base", "q8_0")])
+def test_ggml_export_transcribes_like_the_trained_model(model, quantization, spoken_corpus, tmp_path):
+    out = tmp_path / "ggml"
+    report = export_and_check(model, "ggml", quantization, out, spoken_corpus)
+    assert (out / "ggml-model.bin").is_file() and report["format"] == "ggml"
+    assert report["identical_normalized"] >= 0.75, report["differences"]
