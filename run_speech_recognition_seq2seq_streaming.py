@@ -32,7 +32,7 @@ from whisper_finetuning.training.retention import (
 )
 from whisper_finetuning.training.run_record import check_output_dir, run_identity
 from whisper_finetuning.training.stream import eval_set, eval_specs, train_stream
-from whisper_finetuning.training.trainer import WhisperTrainer, make_compute_metrics
+from whisper_finetuning.training.trainer import WhisperTrainer, make_compute_metrics, peak_memory_gb
 
 logger = logging.getLogger("run_speech_recognition_seq2seq_streaming")
 ARGUMENTS = (ModelArguments, DataArguments, PreprocessingArguments, FineTuningArguments, TrainingDataArguments,
@@ -91,7 +91,8 @@ def main(argv=None, callbacks=()) -> dict:
     train_dataset, train_preprocessor, train_specs = None, None, []
     if training_args.do_train:
         train_dataset, train_preprocessor, train_specs = train_stream(
-            data_args, preprocessing_args, train_data_args, training_args, processor, max_label_length)
+            data_args, preprocessing_args, train_data_args, retention_args, training_args, processor,
+            max_label_length)
     eval_dataset, retention = None, []
     if training_args.do_eval:
         eval_dataset = eval_set(data_args, preprocessing_args, train_data_args, processor, max_label_length)
@@ -135,6 +136,7 @@ def main(argv=None, callbacks=()) -> dict:
             logger.warning("Skipped %d optimizer steps with non-finite values: %s", len(trainer.skipped_steps),
                            ", ".join(f"step {step} ({reason})" for step, reason in trainer.skipped_steps))
         trainer.save_model()
+        result.metrics["train_peak_memory_gb"] = round(peak_memory_gb(), 2)
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()

@@ -1,13 +1,16 @@
 """The whole loop in one command: evaluate whisper-base on Swedish, fine-tune it, evaluate again, report.
 
-    python -m whisper_finetuning.demo [--output_dir demo_output] [--quick]
+    python -m whisper_finetuning.demo [--output_dir demo_output] [--quick] [--variants plain replay lora ...]
 
-1. a synthetic Swedish corpus in the Common Voice and FLEURS layouts (data/sentences/demo_sv_*.txt: the test
-   sentences are disjoint from the training sentences and every one has words that never occur in training);
-2. run_eval.py on both test splits with the pretrained model;
-3. run_speech_recognition_seq2seq_streaming.py with configs/demo_sv.yaml on the "+"-interleaved train splits;
-4. run_eval.py on both test splits with the fine-tuned model;
-5. a report: WER before/after, loss and WER curves, throughput, the model card, per-sample predictions.
+1. a synthetic corpus in the Common Voice and FLEURS layouts: Swedish (synthetic/sentences/demo_sv_*.txt: the test
+   sentences are disjoint from the training sentences and every one has words that never occur in training) and
+   English (what whisper-base knew before: the forgetting guard's retention set, and replay data);
+2. run_eval.py on the Swedish test splits and the English test set with the pretrained model;
+3. run_speech_recognition_seq2seq_streaming.py with configs/demo_sv.yaml on the "+"-interleaved Swedish train
+   splits, scoring English retention at every evaluation; once per variant of configs/demo_variants.yaml;
+4. run_eval.py on the same test sets with each fine-tuned model;
+5. a report: WER before/after (Swedish and English) per variant, loss and WER curves, throughput, the model card,
+   per-sample predictions.
 Everything runs through the entry points a participant uses; re-running resumes or reuses what is done.
 """
 
@@ -20,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import WhisperConfig
 
 from .data.sources import load_source
@@ -35,14 +39,44 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True, cwd=REPO)
 
 
+VARIANTS = REPO / "configs" / "demo_variants.yaml"
+# English test clips: the retention set (what whisper-base knew before fine-tuning on Swedish).
+ENGLISH_TEST = {"dataset_name": "{corpus}/fleurs+{corpus}/common_voice", "dataset_config_name": "en_us+en",
+                "split": "test"}
+
+
 def evaluate(model: str, corpus: Path, output_dir: Path, max_samples: int | None) -> list[dict]:
-    command = [sys.executable, "run_eval.py", "--model_name_or_path", model, "--language", "sv",
-               "--common_voice_dir", str(corpus / "common_voice"), "--fleurs_dir", str(corpus / "fleurs"),
-               "--output_dir", str(output_dir)]
+    """The Swedish Common Voice and FLEURS test sets, as a participant evaluates."""
+    return run_eval(["--language", "sv", "--common_voice_dir", str(corpus / "common_voice"),
+                     "--fleurs_dir", str(corpus / "fleurs")], model, output_dir, max_samples)
+
+
+def evaluate_english(model: str, corpus: Path, output_dir: Path, max_samples: int | None) -> float:
+    """WER on the English test clips (FLEURS and Common Voice layouts together): what the model still knows."""
+    results = run_eval(["--language", "en", "--dataset_name", ENGLISH_TEST["dataset_name"].format(corpus=corpus),
+                        "--dataset_config_name", ENGLISH_TEST["dataset_config_name"], "--split", "test"],
+                       model, output_dir, max_samples)
+    errors = sum(r["substitutions"] + r["deletions"] + r["insertions"] for r in results)
+    return 100 * errors / sum(r["substitutions"] + r["deletions"] + r["hits"] for r in results)
+
+
+def run_eval(arguments: list[str], model: str, output_dir: Path, max_samples: int | None) -> list[dict]:
+    command = [sys.executable, "run_eval.py", "--model_name_or_path", model, *arguments, "--output_dir",
+               str(output_dir)]
     if max_samples:
         command += ["--max_eval_samples", str(max_samples)]
     run(command)
     return json.loads((output_dir / "results.json").read_text())["results"]
+
+
+def variant_flags(name: str, corpus: Path) -> list[str]:
+    variants = yaml.safe_load(VARIANTS.read_text())
+    if name not in variants:
+        raise SystemExit(f"error: no demo variant {name!r} in {VARIANTS}; known: {', '.join(variants)}")
+    flags = []
+    for key, value in (variants[name] or {}).items():
+        flags += [f"--{key}", str(value).format(corpus=corpus)]
+    return flags
 
 
 def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -107,64 +141,129 @@ def training_dtype(model_dir: Path) -> torch.dtype:
     return torch.bfloat16 if arguments.bf16 else torch.float16 if arguments.fp16 else torch.float32
 
 
-def write_report(report: Path, before: list[dict], after: list[dict], model_dir: Path, corpus: Path,
-                 base_eval: Path, tuned_eval: Path, seconds: dict) -> str:
-    report.mkdir(parents=True, exist_ok=True)
-    rows = ["| test set | samples | WER before | WER after | CER before | CER after |", "|---|---|---|---|---|---|"]
-    for b, a in zip(before, after):
-        rows.append(f"| {b['dataset_name']} {b['config']} {b['split']} | {a['samples']} | {b['wer']:.1f} | "
-                    f"{a['wer']:.1f} | {b['cer']:.1f} | {a['cer']:.1f} |")
+def flops_line(model_dir: Path, corpus: Path) -> str:
+    """Training FLOP/s of a full fine-tune against this machine's matmul peak in the dtype it trained in."""
     train = json.loads((model_dir / "train_results.json").read_text())
     per_sample = training_flops_per_sample(WhisperConfig.from_pretrained(model_dir), mean_label_length(model_dir, corpus))
     achieved = per_sample * train["train_samples_per_second"]
     dtype = training_dtype(model_dir)
     peak = matmul_peak_flops(dtype)
     dtype_name = str(dtype).removeprefix("torch.")
-    lines = [
-        "# Demo: whisper-base fine-tuned on synthetic Swedish", "", *rows, "",
-        f"Training ({dtype_name}): {train['train_samples_per_second']:.2f} samples/s x {per_sample / 1e9:.0f} GFLOP "
-        f"per sample = {achieved / 1e9:.0f} GFLOP/s, {100 * achieved / peak:.0f}% of this machine's {dtype_name} "
-        f"matrix-multiply peak measured in the same run ({peak / 1e9:.0f} GFLOP/s).", "",
-        "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), "",
-    ]
+    return (f"Training ({dtype_name}): {train['train_samples_per_second']:.2f} samples/s x {per_sample / 1e9:.0f} GFLOP "
+            f"per sample = {achieved / 1e9:.0f} GFLOP/s, {100 * achieved / peak:.0f}% of this machine's {dtype_name} "
+            f"matrix-multiply peak measured in the same run ({peak / 1e9:.0f} GFLOP/s).")
+
+
+def variants_table(base: dict, variants: dict[str, dict]) -> list[str]:
+    """One row per model: Swedish WER per test set, English WER (retention), training speed and memory."""
+    names = [f"{r['dataset_name']} {r['config']}" for r in base["swedish"]]
+    lines = [f"| model | {' | '.join(f'WER % {n}' for n in names)} | WER % English | samples/s | peak memory GB |",
+             "|---|" + "---|" * (len(names) + 3)]
+    for name, scores in {"whisper-base (before)": base, **variants}.items():
+        train = scores.get("train", {})
+        speed = f"{train['train_samples_per_second']:.2f}" if "train_samples_per_second" in train else "-"
+        memory = f"{train['train_peak_memory_gb']:.1f}" if "train_peak_memory_gb" in train else "-"
+        wers = " | ".join(f"{r['wer']:.1f}" for r in scores["swedish"])
+        lines.append(f"| {name} | {wers} | {scores['english']:.1f} | {speed} | {memory} |")
+    return lines
+
+
+def plot_variants(base: dict, variants: dict[str, dict], report: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = {"whisper-base": base, **variants}
+    swedish = [sum(r["wer"] for r in s["swedish"]) / len(s["swedish"]) for s in models.values()]
+    english = [s["english"] for s in models.values()]
+    figure, axis = plt.subplots(figsize=(1.6 * len(models) + 2, 3.5))
+    positions = range(len(models))
+    axis.bar([p - 0.2 for p in positions], swedish, width=0.4, label="Swedish test sets (mean)")
+    axis.bar([p + 0.2 for p in positions], english, width=0.4, label="English (what the base model knew)")
+    axis.set_xticks(list(positions), list(models))
+    axis.set_ylabel("WER (%)")
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(report / "variants_wer.png", dpi=120)
+    plt.close(figure)
+    return "variants_wer.png"
+
+
+def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Path, out: Path,
+                 seconds: dict) -> str:
+    report.mkdir(parents=True, exist_ok=True)
+    first, scores = next(iter(variants.items()))
+    rows = ["| test set | samples | WER before | WER after | CER before | CER after |", "|---|---|---|---|---|---|"]
+    for b, a in zip(base["swedish"], scores["swedish"]):
+        rows.append(f"| {b['dataset_name']} {b['config']} {b['split']} | {a['samples']} | {b['wer']:.1f} | "
+                    f"{a['wer']:.1f} | {b['cer']:.1f} | {a['cer']:.1f} |")
+    rows.append(f"| English (FLEURS + Common Voice layouts) test | - | {base['english']:.1f} | "
+                f"{scores['english']:.1f} | - | - |")
+    model_dir = scores["model_dir"]
+    lines = [f"# Demo: whisper-base fine-tuned on synthetic Swedish ({first})", "", *rows, ""]
+    if (model_dir / "config.json").is_file():  # a full model (a LoRA adapter has no architecture of its own)
+        lines += [flops_line(model_dir, corpus), ""]
+    lines += ["## Variants (configs/demo_variants.yaml)", "", *variants_table(base, variants), "",
+              f"![variants]({plot_variants(base, variants, report)})", "",
+              "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), ""]
     for name in plot_curves(model_dir, report):
         lines += [f"![{name}]({name})", ""]
     (report / "results.md").write_text("\n".join(lines))
     shutil.copy(model_dir / "README.md", report / "model_card.md")
-    for label, folder in (("before", base_eval), ("after", tuned_eval)):
+    for label, folder in (("before", out / "eval_base"), ("after", scores["eval_dir"])):
         for predictions in folder.glob("predictions_*.jsonl"):
             shutil.copy(predictions, report / f"{label}_{predictions.name}")
-    return "\n".join(rows)
+    return "\n".join(rows + [""] + variants_table(base, variants))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", type=Path, default=Path("demo_output"))
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 steps, 8 clips per test set")
+    parser.add_argument("--variants", nargs="+", default=["plain"],
+                        help=f"fine-tunes to run and compare, from {VARIANTS.relative_to(REPO)}")
     args = parser.parse_args()
     out = args.output_dir.resolve()
-    corpus, model_dir = out / "data", out / "whisper-base-sv"
+    corpus = out / "data"
     seconds, start = {}, time.perf_counter()
+
+    def lap(name: str) -> None:  # the wall time since the previous lap
+        seconds[name] = time.perf_counter() - start - sum(seconds.values())
 
     if not (corpus / "fleurs" / "sv_se" / "test.tsv").is_file():
         generate(corpus, ["sv"], ["common_voice", "fleurs"], num_speakers=6, sentence_set="demo")
-    seconds["corpus"] = time.perf_counter() - start
+    if not (corpus / "fleurs" / "en_us" / "test.tsv").is_file():
+        generate(corpus, ["en"], ["common_voice", "fleurs"], num_speakers=6)
+    lap("corpus")
     max_samples = 8 if args.quick else None
-    before = evaluate(BASE_MODEL, corpus, out / "eval_base", max_samples)
-    seconds["evaluation before"] = time.perf_counter() - start - sum(seconds.values())
+    base = {"swedish": evaluate(BASE_MODEL, corpus, out / "eval_base", max_samples),
+            "english": evaluate_english(BASE_MODEL, corpus, out / "eval_base_en", max_samples)}
+    lap("evaluation before")
 
-    train = [sys.executable, "run_speech_recognition_seq2seq_streaming.py", "configs/demo_sv.yaml",
-             "--dataset_name", f"{corpus}/common_voice+{corpus}/fleurs", "--eval_dataset_name", f"{corpus}/fleurs",
-             "--output_dir", str(model_dir)]
-    if args.quick:
-        train += ["--max_steps", "6", "--eval_steps", "3", "--save_steps", "3", "--max_eval_samples", "8"]
-    run(train)
-    seconds["fine-tuning"] = time.perf_counter() - start - sum(seconds.values())
-    after = evaluate(str(model_dir), corpus, out / "eval_finetuned", max_samples)
-    seconds["evaluation after"] = time.perf_counter() - start - sum(seconds.values())
+    variants = {}
+    for name in args.variants:
+        suffix = "" if name == "plain" else f"-{name}"
+        model_dir, eval_dir = out / f"whisper-base-sv{suffix}", out / f"eval_finetuned{suffix}"
+        train = [sys.executable, "run_speech_recognition_seq2seq_streaming.py", "configs/demo_sv.yaml",
+                 "--dataset_name", f"{corpus}/common_voice+{corpus}/fleurs", "--eval_dataset_name", f"{corpus}/fleurs",
+                 "--output_dir", str(model_dir),
+                 "--retention_dataset_name", ENGLISH_TEST["dataset_name"].format(corpus=corpus),
+                 "--retention_dataset_config_name", ENGLISH_TEST["dataset_config_name"],
+                 "--retention_split_name", "test", "--retention_language", "en", *variant_flags(name, corpus)]
+        if args.quick:
+            train += ["--max_steps", "6", "--eval_steps", "3", "--save_steps", "3", "--max_eval_samples", "8",
+                      "--max_retention_samples", "4"]
+        run(train)
+        lap(f"fine-tuning ({name})")
+        variants[name] = {"swedish": evaluate(str(model_dir), corpus, eval_dir, max_samples),
+                          "english": evaluate_english(str(model_dir), corpus, Path(f"{eval_dir}_en"), max_samples),
+                          "train": json.loads((model_dir / "train_results.json").read_text()),
+                          "model_dir": model_dir, "eval_dir": eval_dir}
+        lap(f"evaluation ({name})")
 
-    table = write_report(out / "report", before, after, model_dir, corpus, out / "eval_base", out / "eval_finetuned",
-                         seconds)
+    table = write_report(out / "report", base, variants, corpus, out, seconds)
     print(f"\n{table}\n\nReport: {out / 'report' / 'results.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
 
 

@@ -36,10 +36,19 @@ def load_whisper(name_or_path: str, dtype: torch.dtype = torch.float32, attn_imp
     return model, processor
 
 
+def import_peft():
+    """The peft package, or an ImportError that says how to install it (it is the `lora` extra)."""
+    try:
+        import peft
+    except ImportError as error:
+        raise ImportError("LoRA adapters need peft: pip install -e '.[lora]' (or pip install peft)") from error
+    return peft
+
+
 def load_adapter(folder: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa", **hub_kwargs):
     """(merged model, processor) of a LoRA adapter folder: its base model (Hub, offline copy or folder) with the
     adapter merged in, the adapter's generation config (language, task) and its processor when saved with it."""
-    from peft import PeftModel
+    PeftModel = import_peft().PeftModel
 
     base = json.loads((Path(folder) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if not base:

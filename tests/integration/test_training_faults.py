@@ -1,6 +1,7 @@
 """Fault injection on the fine-tuning script (tiny model, several short runs per test): each way a run can go wrong ends with a clear error or an
 exact recovery, never with a run that says it succeeded. Each test checks the message and that no file is wrong."""
 
+import csv
 import json
 import logging
 import shutil
@@ -213,3 +214,32 @@ def test_retention_is_scored_before_and_during_training_and_reported(tiny_model_
     assert "| retention, uk: FLEURS uk_ua test |" in card and str(tmp_path) not in card
     assert "eval_retention_uk_wer rose from" in caplog.text  # a margin of -1000 points: always warns
     assert ModelCard.load(out / "README.md").data.eval_results[0].dataset_config == "sv_se"  # the target stays first
+
+
+def test_replay_mixes_base_language_samples_with_their_own_language_token(tiny_model_dir, corpus, tmp_path,
+                                                                          monkeypatch):
+    from transformers import WhisperTokenizer
+
+    tokenizer = WhisperTokenizer.from_pretrained(tiny_model_dir)
+    with open(corpus / "common_voice" / "en" / "train.tsv", encoding="utf-8") as handle:
+        english = {row["sentence"] for row in csv.DictReader(handle, delimiter="\t")}
+    seen = []
+    original = SpeechSeq2SeqCollator.__call__
+
+    def record(self, features):
+        batch = original(self, features)
+        if "row" in batch:
+            seen.extend(batch["labels"].tolist())
+        return batch
+
+    monkeypatch.setattr(SpeechSeq2SeqCollator, "__call__", record)
+    train_script.main(arguments(tiny_model_dir, corpus, tmp_path / "run", "--do_train", "--max_steps", "10",
+                                "--save_steps", "100", "--replay_dataset_name", str(corpus / "common_voice"),
+                                "--replay_dataset_config_name", "en", "--replay_language", "english",
+                                "--replay_probability", "0.5"))
+    by_language = {"en": [], "sv": []}
+    for labels in seen:  # the collator removed <|startoftranscript|>: the language token comes first
+        language = tokenizer.convert_ids_to_tokens(labels[0]).strip("<|>")
+        by_language[language].append(tokenizer.decode([t for t in labels if t >= 0], skip_special_tokens=True))
+    assert len(seen) == 20 and 5 <= len(by_language["en"]) <= 15  # about half of 20 samples
+    assert set(by_language["en"]) <= english and not set(by_language["sv"]) & english

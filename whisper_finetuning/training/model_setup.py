@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from ..loading import cpu_has_native_bfloat16, language_kwargs, load_whisper
+from ..loading import cpu_has_native_bfloat16, import_peft, language_kwargs, load_whisper
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ def quantization_kwargs(finetuning_args) -> dict:
 
 def add_lora_adapter(model, finetuning_args, base_name: str):
     """Wrap the model in a LoRA adapter (peft): only the adapter's weights train and are saved."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    peft = import_peft()
+    LoraConfig, get_peft_model, prepare_model_for_kbit_training = (
+        peft.LoraConfig, peft.get_peft_model, peft.prepare_model_for_kbit_training)
 
     if finetuning_args.load_in_8bit or finetuning_args.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from normalizers import Normalization, get_normalizer, get_target_normalizer
 
 from ..cards import identify
-from ..data.mixing import load_mixture, parse_dataset_specs
+from ..data.mixing import load_mixture, parse_dataset_specs, split_plus
 from ..features.preprocessing import FilterSettings, Preprocessor, prepare
 from ..files import write_json_atomic
 from .stream import EvalSet
@@ -33,13 +33,6 @@ class RetentionSet:
     @property
     def prefix(self) -> str:
         return f"eval_retention_{self.language}"
-
-
-def split_plus(value: str, count: int, what: str) -> list[str]:
-    items = value.split("+")
-    if len(items) not in (1, count):
-        raise ValueError(f"{what} has {len(items)} '+'-separated entries but there are {count} datasets")
-    return items * count if len(items) == 1 else items
 
 
 def retention_sets(retention_args, preprocessing_args, processor, max_label_length: int,
@@ -67,6 +60,7 @@ def retention_sets(retention_args, preprocessing_args, processor, max_label_leng
             for example in prepare(rows, preprocessor):
                 samples.append(example)
         preprocessor.report()
+        preprocessor.finish()
         if not samples:
             raise ValueError(f"the retention set for {language} has no usable sample (see the skip counts above)")
         names = (" ".join(part for part in (identify(spec).pretty_name, spec.config, spec.split) if part)

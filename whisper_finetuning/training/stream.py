@@ -10,7 +10,7 @@ import torch
 
 from normalizers import get_target_normalizer
 
-from ..data.mixing import load_mixture, parse_dataset_specs, parse_probabilities
+from ..data.mixing import load_mixture, parse_dataset_specs, parse_probabilities, split_plus
 from ..features import cache
 from ..features.log_mel import compact, expand
 from ..features.preprocessing import FilterSettings, Preprocessor, prepare
@@ -25,12 +25,13 @@ class TrainingStream(torch.utils.data.IterableDataset):
     (pass, row), the trainer records the position after each step and saves it with each checkpoint, and a resumed
     run starts reading at that position: the rows before it are skipped as rows, their audio is never decoded again.
     `to_examples` turns rows into examples with input_features and labels (decoding audio, or expanding cached
-    features); `skip_counts` says what it skipped, for the error when nothing is left.
+    features); `skip_counts` says what it skipped, for the error when nothing is left; `finish` runs after each pass
+    (the broken-sample rule, `Preprocessor.finish`).
     """
 
     def __init__(self, rows, to_examples, seed: int, shuffle_buffer_size: int, max_samples: int | None = None,
-                 skip_counts=dict):
-        self.rows, self.to_examples, self.skip_counts = rows, to_examples, skip_counts
+                 skip_counts=dict, finish=lambda: None):
+        self.rows, self.to_examples, self.skip_counts, self.finish = rows, to_examples, skip_counts, finish
         self.seed, self.shuffle_buffer_size, self.max_samples = seed, shuffle_buffer_size, max_samples
         self.position = (0, 0)  # (pass, first row to read)
 
@@ -52,6 +53,7 @@ class TrainingStream(torch.utils.data.IterableDataset):
                 produced += 1
                 yield {"input_features": example["input_features"], "labels": example["labels"],
                        "pass": number, "row": example["row"]}
+            self.finish()
             if produced == 0 and not (number == first_pass and first_row):
                 raise ValueError("the training data has no usable sample for this process: every one was skipped "
                                  f"({self.skip_counts()}) or there were none")
@@ -64,13 +66,45 @@ def share_of(total: int | None, rank: int, world_size: int) -> int | None:
     return total // world_size + (1 if rank < total % world_size else 0)
 
 
-def train_stream(data_args, preprocessing_args, train_data_args, training_args, processor,
+def with_replay(specs: list, probabilities: list[float] | None, retention_args, tokenizer):
+    """Add the replay datasets (the forgetting guard's mitigation) to the mixture at --replay_probability, the target
+    datasets sharing the rest as before; returns (specs, probabilities, relabel) where `relabel` gives the replay
+    samples' labels their own language token (the Preprocessor labels everything in the target language)."""
+    if not retention_args.replay_probability:
+        return specs, probabilities, lambda examples: examples
+    replay = parse_dataset_specs(retention_args.replay_dataset_name, retention_args.replay_dataset_config_name,
+                                 retention_args.replay_split_name, retention_args.replay_text_column_name)
+    languages = split_plus(retention_args.replay_language, len(replay), "--replay_language")
+    share = retention_args.replay_probability
+    target = probabilities or [1 / len(specs)] * len(specs)
+    probabilities = [weight * (1 - share) for weight in target] + [share / len(replay)] * len(replay)
+    language_token = {spec.label: tokenizer.convert_tokens_to_ids(f"<|{language}|>")
+                      for spec, language in zip(replay, languages)}
+    target_token = tokenizer.prefix_tokens[1]  # <|startoftranscript|>, then the language token
+
+    def relabel_one(example):
+        token = language_token.get(example["dataset"])
+        if token is None:
+            return {}
+        labels = list(example["labels"])
+        if labels[1] != target_token:
+            raise ValueError(f"a replay label does not start with the target language token: {labels[:4]}")
+        labels[1] = token
+        return {"labels": labels}
+
+    logger.info("Replay: %.0f %% of the samples from %s", 100 * share, ", ".join(spec.label for spec in replay))
+    return specs + replay, probabilities, lambda examples: examples.map(relabel_one)
+
+
+def train_stream(data_args, preprocessing_args, train_data_args, retention_args, training_args, processor,
                  max_label_length: int) -> tuple[TrainingStream, Preprocessor | None, list]:
-    """The training stream of this process: the "+" mixture, this process's share of it, filtered; read from the
-    feature cache when --feature_cache_dir is given (built there first if it does not exist yet)."""
+    """The training stream of this process: the "+" mixture (with replay data when asked), this process's share of
+    it, filtered; read from the feature cache when --feature_cache_dir is given (built there first if it does not
+    exist yet)."""
     specs = parse_dataset_specs(data_args.dataset_name, data_args.dataset_config_name,
                                 train_data_args.train_split_name, data_args.text_column_name)
     probabilities = parse_probabilities(train_data_args.train_probabilities, len(specs))
+    specs, probabilities, relabel = with_replay(specs, probabilities, retention_args, processor.tokenizer)
     normalize = get_target_normalizer(data_args.language, preprocessing_args.do_lower_case,
                                       preprocessing_args.do_remove_punctuation)
     filters = FilterSettings(preprocessing_args.min_duration_in_seconds, preprocessing_args.max_duration_in_seconds,
@@ -82,9 +116,9 @@ def train_stream(data_args, preprocessing_args, train_data_args, training_args, 
     if train_data_args.feature_cache_dir is None:
         rows = load_mixture(specs, probabilities, train_data_args.stopping_strategy, seed=training_args.seed,
                             streaming=data_args.streaming, rank=rank, world_size=world_size)
-        stream = TrainingStream(rows, lambda rows: prepare(rows, preprocessor), training_args.seed,
+        stream = TrainingStream(rows, lambda rows: relabel(prepare(rows, preprocessor)), training_args.seed,
                                 train_data_args.shuffle_buffer_size, max_samples,
-                                skip_counts=lambda: dict(preprocessor.stats.skipped))
+                                skip_counts=lambda: dict(preprocessor.stats.skipped), finish=preprocessor.finish)
         return stream, preprocessor, specs
 
     cache_dir = Path(train_data_args.feature_cache_dir)
@@ -99,7 +133,7 @@ def train_stream(data_args, preprocessing_args, train_data_args, training_args, 
                                     training_args.seed)
     extractor = processor.feature_extractor
     stream = TrainingStream(
-        rows, lambda rows: cache.restore_features(rows, extractor.feature_size, extractor.nb_max_frames),
+        rows, lambda rows: relabel(cache.restore_features(rows, extractor.feature_size, extractor.nb_max_frames)),
         training_args.seed, train_data_args.shuffle_buffer_size, max_samples)
     return stream, None, specs
 
@@ -149,4 +183,5 @@ def eval_set(data_args, preprocessing_args, train_data_args, processor, max_labe
     for example in prepare(rows, preprocessor):
         samples.append(example)
     preprocessor.report()
+    preprocessor.finish()
     return samples

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer, TrainerCallback
+from transformers.integrations import TensorBoardCallback
+from transformers.integrations.integration_utils import default_logdir
 
 from normalizers import Normalization
 
@@ -66,6 +68,11 @@ class WhisperTrainer(Seq2SeqTrainer):
         self.model_card = model_card
         self.add_callback(_SaveDataPosition(self))
         self.add_callback(_NonFiniteGuard(self))
+        # TensorBoard picks output_dir/runs/... only at on_train_begin; anything logged before (the forgetting
+        # guard's baseline evaluation) would open ./runs in the working directory instead.
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+                callback.logging_dir = os.path.join(self.args.output_dir, default_logdir())
 
     def get_train_dataloader(self) -> DataLoader:
         if not isinstance(self.train_dataset, TrainingStream):
@@ -225,6 +232,15 @@ class _NonFiniteGuard(TrainerCallback):
         gradients = [p.grad for p in trainer.model.parameters() if p.grad is not None]
         if gradients and not math.isfinite(float(torch.stack(torch._foreach_norm(gradients)).float().sum())):
             trainer.stop_on_nonfinite("a gradient is non-finite (inf or nan)")
+
+
+def peak_memory_gb() -> float:
+    """The most memory training held: the GPU's peak allocation, or on CPU the process's peak resident memory."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux
 
 
 def check_finite_weights(model, when: str) -> None:
