@@ -4,7 +4,8 @@
 #   VENV=path        where the environment lives
 #   PYTHON=python3   interpreter that creates it (3.10 or newer)
 #   TORCH_SPEC=...   torch to install first (default torch==2.13.0; e.g. a CUDA build on a GPU machine)
-#   EXTRAS=...       pyproject extras (default weights,demo,dev; add deepspeed,bnb for those features)
+#   EXTRAS=...       pyproject extras (default weights,demo,dev; add deepspeed,bnb for those features, app for
+#                    the web app and live captions)
 # Source it (". scripts/setup.sh") to get $VENV and $REPO, or run it.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

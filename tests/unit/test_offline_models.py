@@ -1,6 +1,7 @@
 """Finding, verifying, converting and caching the offline weight packages."""
 
 import hashlib
+import importlib
 import json
 import logging
 
@@ -121,11 +122,11 @@ def test_resolve_falls_back_to_the_offline_copy_and_says_so(fake_model, caplog):
 def test_no_fallback_for_another_revision_or_an_answer_from_the_hub(fake_model, monkeypatch):
     with pytest.raises(OfflineModelError, match="revision 'mian' of test/tiny-whisper needs the Hub"):
         resolve_model("test/tiny-whisper", revision="mian")
-    import httpx
-    from huggingface_hub.errors import RevisionNotFoundError
+    from huggingface_hub.errors import Response, RevisionNotFoundError
 
     def hub_says_no(*args, **kwargs):  # what a reachable Hub answers for a wrong revision
-        response = httpx.Response(404, request=httpx.Request("GET", "https://huggingface.co/x"))
+        http = importlib.import_module(Response.__module__.split(".")[0])  # huggingface_hub's own HTTP client
+        response = Response(404, request=http.Request("GET", "https://huggingface.co/x"))
         raise OSError("revision not found") from RevisionNotFoundError("Revision Not Found", response=response)
 
     monkeypatch.setattr("transformers.utils.cached_file", hub_says_no)
