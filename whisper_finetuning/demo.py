@@ -7,7 +7,7 @@
    English (what whisper-base knew before: the forgetting guard's retention set, and replay data);
 2. run_eval.py on the Swedish test splits and the English test set with the pretrained model;
 3. run_speech_recognition_seq2seq_streaming.py with configs/demo_sv.yaml on the "+"-interleaved Swedish train
-   splits, scoring English retention at every evaluation; once per variant of configs/demo_variants.yaml;
+   splits, scoring English retention at every evaluation; once per variant of configs/demo/variants.yaml;
 4. run_eval.py on the same test sets with each fine-tuned model;
 5. a report: WER before/after (Swedish and English) per variant, loss and WER curves, throughput, the model card,
    per-sample predictions.
@@ -39,7 +39,7 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True, cwd=REPO)
 
 
-VARIANTS = REPO / "configs" / "demo_variants.yaml"
+VARIANTS = REPO / "configs" / "demo" / "variants.yaml"
 # English test clips: the retention set (what whisper-base knew before fine-tuning on Swedish).
 ENGLISH_TEST = {"dataset_name": "{corpus}/fleurs+{corpus}/common_voice", "dataset_config_name": "en_us+en",
                 "split": "test"}
@@ -205,7 +205,7 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
     lines = [f"# Demo: whisper-base fine-tuned on synthetic Swedish ({first})", "", *rows, ""]
     if (model_dir / "config.json").is_file():  # a full model (a LoRA adapter has no architecture of its own)
         lines += [flops_line(model_dir, corpus), ""]
-    lines += ["## Variants (configs/demo_variants.yaml)", "", *variants_table(base, variants), "",
+    lines += ["## Variants (configs/demo/variants.yaml)", "", *variants_table(base, variants), "",
               f"![variants]({plot_variants(base, variants, report)})", "",
               "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), ""]
     for name in plot_curves(model_dir, report):
