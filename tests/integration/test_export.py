@@ -25,6 +25,7 @@ def check_arguments(spoken_corpus) -> list[str]:
 # two words here, which the default tolerances (1 for 16-bit, 2 for 8-bit: meant for real test sets) would count as a
 # failure. float32 keeps the default 0.5.
 LOSSY_TOLERANCE = 2.5
+UNDERSTOOD = 50  # WER % below which a model understands these voices (one that does not scores near 100 or more)
 
 
 def export_and_check(model, to, quantization, output_dir, spoken_corpus) -> dict:
@@ -33,9 +34,9 @@ def export_and_check(model, to, quantization, output_dir, spoken_corpus) -> dict
                  *check_arguments(spoken_corpus), *tolerance])
     report = json.loads((output_dir / "parity.json").read_text())
     assert report["samples"] == 12 and report["passed"]
-    # Real speech: the trained model transcribes it (whisper-base: 24 % WER on these voices), so the comparison is
-    # not between two failures; the export is within the tolerance.
-    assert report["trained"]["wer"] < 40, report
+    # Real speech: the trained model transcribes it (whisper-base: 24 % WER on these voices, whisper-tiny.en 37-42 %
+    # in different environments), so the comparison is not between two failures; the export is within the tolerance.
+    assert report["trained"]["wer"] < UNDERSTOOD, report
     assert report["exported"]["wer"] <= report["trained"]["wer"] + report["tolerance"], report
     assert "# Export parity: passed" in (output_dir / "parity.md").read_text()
     return report
@@ -59,7 +60,7 @@ def test_ctranslate2_export_transcribes_like_the_trained_model(model, quantizati
     heard = [" ".join(s.text for s in fw.transcribe(decode_row_audio(row["audio"]), language="en", beam_size=1,
                                                      without_timestamps=True)[0]) for row in rows]
     wer = error_rate([row["text"] for row in rows], heard, normalize=get_normalizer("en")).percent
-    assert len(rows) == 6 and wer < 40, list(zip(heard, [row["text"] for row in rows]))
+    assert len(rows) == 6 and wer < UNDERSTOOD, list(zip(heard, [row["text"] for row in rows]))
 
     # run_eval.py --backend ctranslate2 on the export scores like the default backend on the trained model.
     def evaluate(name: str, *backend: str) -> dict:
@@ -71,7 +72,8 @@ def test_ctranslate2_export_transcribes_like_the_trained_model(model, quantizati
 
     default, exported = evaluate(model), evaluate(str(out), "--backend", "ctranslate2")
     assert exported["backend"] == "ctranslate2" and exported["dtype"].startswith(quantization)
-    assert default["samples"] == exported["samples"] == 6 and default["wer"] < 40 and exported["wer"] < 40
+    assert default["samples"] == exported["samples"] == 6
+    assert default["wer"] < UNDERSTOOD and exported["wer"] < UNDERSTOOD, (default, exported)
     if quantization == "float32":  # the same WER (issue: within 0.5); int8 on 49 words moves by a word or two
         assert abs(exported["wer"] - default["wer"]) <= 0.5, (default, exported)
 

@@ -22,7 +22,7 @@ from normalizers import get_normalizer
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.inference.audio_input import AudioInputError, AudioSource
 from whisper_finetuning.inference.live import caption_live
-from whisper_finetuning.inference.long_audio import METHODS, transcribe_long
+from whisper_finetuning.inference.long_audio import transcribe_long
 from whisper_finetuning.inference.model import load_for_inference
 from whisper_finetuning.inference.streaming import ModelWindows, StreamingTranscriber, StreamSettings
 from whisper_finetuning.inference.subtitles import cues_from_words, to_vtt
@@ -192,11 +192,10 @@ def test_voice_activity_finds_the_speech_and_not_the_pauses(recording):
     assert pause.size and not pause.any()
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_long_audio_is_transcribed_past_the_30_second_window(tiny_en, method):
+def test_long_audio_is_transcribed_past_the_30_second_window(tiny_en):
     audio, timeline = spoken_recording(SENTENCES * 2, pause=2.0)
     assert len(audio) / SAMPLING_RATE > 45
-    segments = transcribe_long(tiny_en, audio, tiny_en.generate_kwargs("en"), method=method)
+    segments = transcribe_long(tiny_en, audio, tiny_en.generate_kwargs("en"))
     text = " ".join(s.text for s in segments)
     assert wer(" ".join(s["text"] for s in timeline), text) < 0.3, text
     assert segments[-1].end > 40

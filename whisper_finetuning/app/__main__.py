@@ -5,7 +5,6 @@ import logging
 
 import transformers
 
-from ..inference.long_audio import METHODS
 from ..inference.model import ModelFormatError, load_for_inference
 from ..inference.streaming import StreamSettings
 from .captions import CSS
@@ -27,8 +26,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also make a public gradio.live link (needs internet)")
     parser.add_argument("--max_audio_minutes", type=float, default=60.0,
                         help="longest file or recording the File and Microphone tabs accept")
-    parser.add_argument("--long_audio_method", choices=METHODS, default="long-form",
-                        help="how files over 30 s are transcribed (see inference/long_audio.py)")
     parser.add_argument("--min_step", type=float, default=StreamSettings.min_step,
                         help="live captions: seconds of new audio before the buffer is transcribed again")
     parser.add_argument("--max_streams", type=int, default=2, help="live captions running at the same time")
@@ -43,8 +40,7 @@ def main(argv=None) -> None:
         loaded = load_for_inference(args.model, dtype=args.dtype)
     except ModelFormatError as error:
         raise SystemExit(f"error: {error}")
-    handlers = Handlers(loaded, StreamSettings(min_step=args.min_step), args.max_audio_minutes * 60,
-                        long_form_method=args.long_audio_method)
+    handlers = Handlers(loaded, StreamSettings(min_step=args.min_step), args.max_audio_minutes * 60)
     demo = build_demo(handlers, default_language=args.language, max_streams=args.max_streams)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, ssr_mode=False)
 

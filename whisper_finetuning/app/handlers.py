@@ -33,7 +33,6 @@ class Handlers:
     loaded: object  # InferenceModel
     stream_settings: StreamSettings
     max_audio_seconds: float
-    long_form_method: str = "long-form"
     stall_seconds: float = 20.0
 
     def _language(self, choice: str | None) -> str | None:
@@ -65,7 +64,7 @@ class Handlers:
         began = time.perf_counter()
         try:
             generate_kwargs = self.loaded.generate_kwargs(self._language(language), task)
-            segments = transcribe_long(self.loaded, audio, generate_kwargs, method=self.long_form_method)
+            segments = transcribe_long(self.loaded, audio, generate_kwargs)
         except ValueError as error:  # e.g. another language on an English-only model
             yield "", None, None, status(str(error), warning=True)
             return

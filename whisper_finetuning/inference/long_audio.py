@@ -1,24 +1,16 @@
-"""Transcribe a whole recording into timed segments, with one of two methods:
-
-- "long-form": Whisper's own sequential decoding (transformers' generate on the whole log-mel): each 30 s window
-  starts where the last complete segment of the previous one ended, so no word is cut at a window border.
-- "chunked": the transformers pipeline's chunking with stride: 30 s windows that overlap by `stride` seconds on
-  each side, transcribed in batches, merged where the overlaps agree.
-
-The app uses long-form by default (--long_audio_method chunked switches); benchmarks/stream_replay.py measures both
-(WER and real-time factor on a 4 min recording).
+"""Transcribe a whole recording into timed segments with Whisper's own sequential long-form decoding (transformers'
+generate on the whole log-mel): each 30 s window starts where the last complete segment of the previous one ended,
+so no word is cut at a window border. The transformers pipeline's chunking with stride is not offered: on a fresh
+test environment it ended a 50 s recording with "see you in the next video" repeated to the token limit, where
+long-form decoding did not (tests/integration/test_live_stream.py); benchmarks/stream_replay.py still measures it
+as the baseline.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import pipeline
-
 from ..data.audio import SAMPLING_RATE
-
-METHODS = ("long-form", "chunked")
-
 
 @dataclass
 class Segment:
@@ -27,14 +19,9 @@ class Segment:
     text: str
 
 
-def transcribe_long(loaded, audio: np.ndarray, generate_kwargs: dict, method: str = "long-form",
-                    batch_size: int = 4) -> list[Segment]:
+def transcribe_long(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment]:
     """Segments of a recording of any length (16 kHz mono), under the model's lock."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     with loaded.lock:
-        if method == "chunked":
-            return _chunked(loaded, audio, generate_kwargs, batch_size)
         return _long_form(loaded, audio, generate_kwargs)
 
 
@@ -54,19 +41,4 @@ def _long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment
         text = processor.tokenizer.decode(segment["tokens"], skip_special_tokens=True).strip()
         if text:
             segments.append(Segment(float(segment["start"]), float(segment["end"]), text))
-    return segments
-
-
-def _chunked(loaded, audio: np.ndarray, generate_kwargs: dict, batch_size: int) -> list[Segment]:
-    asr = pipeline("automatic-speech-recognition", model=loaded.model, tokenizer=loaded.processor.tokenizer,
-                   feature_extractor=loaded.processor.feature_extractor, device=loaded.model.device)
-    output = asr({"raw": audio, "sampling_rate": SAMPLING_RATE}, chunk_length_s=30, stride_length_s=5,
-                 batch_size=batch_size, return_timestamps=True, generate_kwargs=generate_kwargs)
-    duration = len(audio) / SAMPLING_RATE
-    segments = []
-    for chunk in output["chunks"]:
-        start, end = chunk["timestamp"]
-        text = chunk["text"].strip()
-        if text:
-            segments.append(Segment(float(start), float(end if end is not None else duration), text))
     return segments
