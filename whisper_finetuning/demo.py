@@ -220,7 +220,8 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output_dir", type=Path, default=Path("demo_output"))
+    parser.add_argument("--output_dir", type=Path, default=Path("demo_output"),
+                        help="where the corpus, the models, the evaluations and the report go")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 steps, 8 clips per test set")
     parser.add_argument("--variants", nargs="+", default=["plain"],
                         help=f"fine-tunes to run and compare, from {VARIANTS.relative_to(REPO)}")
