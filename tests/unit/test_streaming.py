@@ -7,6 +7,9 @@ comes out as a fragment of itself, and a window without words comes out as " Tha
 on silence), so the tests see what the policies make of a recogniser's real failure modes.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -227,3 +230,12 @@ def test_settings_refuse_a_buffer_longer_than_the_model_window():
         StreamSettings(max_buffer=31.0)
     with pytest.raises(ValueError, match="min_step"):
         StreamSettings(min_step=12.0, max_pending=10.0)
+
+
+def test_voice_activity_leaves_the_process_thread_count_alone():
+    # silero_vad sets torch's threads to 1 when imported, which would leave Whisper on one core: a fresh process,
+    # since the import happens once.
+    code = ("import torch; torch.set_num_threads(2); from whisper_finetuning.inference.vad import VoiceActivity; "
+            "VoiceActivity(); print(torch.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-1] == "2"

@@ -12,11 +12,16 @@ WINDOW_SECONDS = WINDOW / SAMPLING_RATE
 
 class VoiceActivity:
     def __init__(self, threshold: float = 0.5):
+        # silero_vad's import calls torch.set_num_threads(1) for the whole process, which would leave Whisper on one
+        # core (and change its float sums): keep the process's setting.
+        threads = torch.get_num_threads()
         try:
             from silero_vad import load_silero_vad
         except ModuleNotFoundError as error:
             raise RuntimeError("voice activity detection needs silero-vad: pip install 'whisper-finetuning[app]'") \
                 from error
+        finally:
+            torch.set_num_threads(threads)
         self.model = load_silero_vad()
         self.threshold = threshold
         self.leftover = np.zeros(0, dtype=np.float32)
