@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy
 import optuna
+import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
@@ -23,6 +24,7 @@ from .space import Parameter, grid_of
 
 logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STORAGE_ATTEMPTS = 5
 # The trials that hold one of the study's n_trials places: finished, running, or queued to run again.
 PLACES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
@@ -44,8 +46,18 @@ def open_storage(url: str, heartbeat_interval: int, grace_period: int, max_retry
         warnings.simplefilter("ignore", ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry,
                                                                  inherit_intermediate_values=True)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                          grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+        for attempt in range(STORAGE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                                  heartbeat_stale_trial_callback=retry)
+            except sqlalchemy.exc.DBAPIError as error:
+                # Workers started together on a fresh PostgreSQL database race to create Optuna's tables and types
+                # (one gets "duplicate key ... pg_type"); the schema exists a moment later, so try again.
+                if attempt == STORAGE_ATTEMPTS - 1:
+                    raise
+                logger.warning("Opening the study storage failed (%s); trying again", str(error).splitlines()[0])
+                time.sleep(1 + attempt)
 
 
 def make_sampler(kind: str, space: list[Parameter], seed: int | None,
