@@ -14,15 +14,18 @@ from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 from whisper_finetuning.data.audio import to_model_rate
 from whisper_finetuning.offline.ct2_reader import read_ct2_model
 from whisper_finetuning.offline.resolver import offline_model_dir, resolve_model
+from whisper_finetuning.synthetic.corpus import read_sentences
 from whisper_finetuning.synthetic.tts import synthesize
 
 
-# Clean espeak-ng speech of everyday sentences. (espeak's German is hard for whisper-base: many sentences
-# come out with two or more word errors, e.g. "Heute" heard as "Hoyt"; these three survive it.)
+# Clean espeak-ng speech of everyday sentences: whisper-base hears the English ones within a word each.
 ENGLISH = ["Please open the window.", "My brother lives in London.", "The children are playing in the garden.",
            "Where is the nearest bank?", "I like to read books in the evening."]
-GERMAN = ["Ich habe heute keine Zeit.", "Guten Morgen, wie geht es dir?", "Das Buch liegt auf dem Tisch."]
-
+# espeak's German is hard for whisper-base ("Heute" heard as "Hoyt"), and which sentences come out right depends on
+# the CPU's floating-point rounding (one that was exact here lost 4 words on another machine's CPU). So German is
+# checked over the whole German sentence list: 48 % WER measured here with 1 and 2 threads; weights converted
+# wrongly, or a wrong language token, give 90-100 %.
+GERMAN_MAX_WER = 0.65
 
 @pytest.fixture(scope="module")
 def base_dir():
@@ -62,12 +65,16 @@ def test_resolve_uses_the_offline_copy_when_the_hub_is_unreachable(base_dir):
     assert resolve_model("openai/whisper-base") == str(base_dir)
 
 
-def test_base_transcribes_english_and_german_within_one_word(base_dir):
+def test_base_transcribes_english_within_one_word_and_german(base_dir):
     model, processor = load(base_dir)
-    for language, voice, sentences in [("en", "en", ENGLISH), ("de", "de", GERMAN)]:
-        hypotheses = transcribe(model, processor, sentences, voice, language=language, task="transcribe")
-        for reference, hypothesis in zip(sentences, hypotheses):
-            assert word_errors(reference, hypothesis) <= 1, (language, reference, hypothesis)
+    hypotheses = transcribe(model, processor, ENGLISH, "en", language="en", task="transcribe")
+    for reference, hypothesis in zip(ENGLISH, hypotheses):
+        assert word_errors(reference, hypothesis) <= 1, (reference, hypothesis)
+    german = read_sentences("corpus_de")
+    hypotheses = transcribe(model, processor, german, "de", language="de", task="transcribe")
+    errors = sum(word_errors(r, h) for r, h in zip(german, hypotheses))
+    wer = errors / sum(len(BasicTextNormalizer()(r).split()) for r in german)
+    assert wer <= GERMAN_MAX_WER, (wer, list(zip(german, hypotheses)))
 
 
 def test_base_detects_the_language_when_not_forced(base_dir):
