@@ -22,6 +22,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments, set_seed
 from normalizers import get_normalizer
 from whisper_finetuning.args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
 from whisper_finetuning.cards import identify
+from whisper_finetuning.data.balancing import BalancingArguments
 from whisper_finetuning.training.arguments import FineTuningArguments, RetentionArguments, TrainingDataArguments
 from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, checked_checkpoint, last_complete_checkpoint
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
@@ -36,15 +37,15 @@ from whisper_finetuning.training.trainer import WhisperTrainer, make_compute_met
 
 logger = logging.getLogger("run_speech_recognition_seq2seq_streaming")
 ARGUMENTS = (ModelArguments, DataArguments, PreprocessingArguments, FineTuningArguments, TrainingDataArguments,
-             RetentionArguments, Seq2SeqTrainingArguments)
+             BalancingArguments, RetentionArguments, Seq2SeqTrainingArguments)
 
 
 def main(argv=None, callbacks=()) -> dict:
     """Fine-tune; returns the train and eval metrics. `callbacks`: extra Trainer callbacks (the search uses one to
     report each evaluation to its trial)."""
     parser = HfArgumentParser(ARGUMENTS, description=__doc__)
-    model_args, data_args, preprocessing_args, finetuning_args, train_data_args, retention_args, training_args = (
-        parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv))
+    (model_args, data_args, preprocessing_args, finetuning_args, train_data_args, balancing_args, retention_args,
+     training_args) = parse_config_and_flags(parser, sys.argv[1:] if argv is None else argv)
 
     # 1. Logging, checks that fail fast, seed
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
@@ -74,7 +75,7 @@ def main(argv=None, callbacks=()) -> dict:
     # The output-dir contract: a rerun of the same command resumes; a different run into the same folder is refused.
     if training_args.do_train and training_args.resume_from_checkpoint is None:
         identity = run_identity(training_args, model_args, data_args, preprocessing_args, finetuning_args,
-                                train_data_args, retention_args)
+                                train_data_args, balancing_args, retention_args)
         with training_args.main_process_first(desc="checking the output_dir"):
             check_output_dir(training_args.output_dir, identity, finetuning_args.overwrite_output_dir,
                              write=training_args.should_save)
@@ -86,13 +87,14 @@ def main(argv=None, callbacks=()) -> dict:
             processor.save_pretrained(training_args.output_dir)
     max_label_length = model.config.max_target_positions  # 448 decoder positions (not config.max_length)
 
-    # 3. Data: a training stream (from audio, or from the feature cache), and evaluation sets decoded once: the
+    # 3. Data: a training stream (from audio, balanced and augmented when asked, or from the feature cache), and
+    #    evaluation sets decoded once: the
     #    target, and the retention sets of the forgetting guard
     train_dataset, train_preprocessor, train_specs = None, None, []
     if training_args.do_train:
         train_dataset, train_preprocessor, train_specs = train_stream(
             data_args, preprocessing_args, train_data_args, retention_args, training_args, processor,
-            max_label_length)
+            max_label_length, balancing_args)
     eval_dataset, retention = None, []
     if training_args.do_eval:
         eval_dataset = eval_set(data_args, preprocessing_args, train_data_args, processor, max_label_length)

@@ -9,9 +9,16 @@ Each reads one Common Voice folder (48 kHz mp3) and produces batches of 16 kHz l
   cache    the kit's feature cache (features.cache, training's --feature_cache_dir): built once, then read back.
 Prints samples/s for each and the ratio. The default path needs `pip install torchcodec` and FFmpeg's libraries.
 Without --corpus, a synthetic corpus is generated first (not timed).
+
+    python benchmarks/input_pipeline.py --augmentation_config configs/augmentation/noise.yaml \
+        configs/augmentation/full.yaml [--num_threads N]
+
+measures instead the kit path without and with each augmentation config (the training stream's on-the-fly
+waveform augmentation, keyed by (pass, row) as in training), on the same clips in the same run.
 """
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +27,7 @@ import datasets
 import numpy as np
 from transformers import WhisperFeatureExtractor, WhisperTokenizer
 
+from whisper_finetuning.augmentation import load_augmenter
 from whisper_finetuning.data.mixing import DatasetSpec
 from whisper_finetuning.data.sources import load_source
 from whisper_finetuning.features import cache
@@ -70,13 +78,57 @@ def default_stream(folder: Path, split: str, feature_extractor):
     return stream.map(extract)
 
 
+def numbered_passes(folder: Path, split: str, preprocessor: Preprocessor):
+    """A stream maker for `timed`: each call reads the next pass, its rows numbered (pass, row) as the training
+    stream numbers them (the augmentation's key)."""
+    passes = itertools.count()
+
+    def stream():
+        number = next(passes)
+        rows = load_source(str(folder), None, split).map(lambda row, index: {"row": index, "pass": number},
+                                                          with_indices=True)
+        return prepare(rows, preprocessor)
+
+    return stream
+
+
+def compare_augmentation(folder: Path, split: str, processor, configs: list[str], args) -> None:
+    """Samples/s without augmentation (measured first and last: the drift on a shared machine shows) and with each
+    config, on the same clips."""
+    def without():
+        return timed(numbered_passes(folder, split, Preprocessor(processor, num_threads=args.num_threads)),
+                     args.batch_size, args.passes)
+
+    plain = without()
+    print(f"no augmentation:  {plain:7.1f} samples/s")
+    results = []
+    for config in configs:
+        augment = load_augmenter(config, seed=42)
+        start = time.perf_counter()
+        augment.warm_up()  # the room bank and lazily loaded libraries: once per run, not per sample
+        print(f"{config}: warm-up {time.perf_counter() - start:.1f} s (once per run)")
+        preprocessor = Preprocessor(processor, num_threads=args.num_threads, augment=augment)
+        augmented = timed(numbered_passes(folder, split, preprocessor), args.batch_size, args.passes)
+        applied = ", ".join(f"{name} {count}" for name, count in sorted(preprocessor.stats.augmented.items()))
+        print(f"{config}: {augmented:7.1f} samples/s (applied: {applied})")
+        results.append((config, augmented))
+    again = without()
+    print(f"no augmentation, again: {again:7.1f} samples/s")
+    for config, augmented in results:
+        print(f"{config}: {augmented / ((plain + again) / 2):.2f}x the samples/s without augmentation")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, help="a folder with common_voice/<locale>/ (default: generate one)")
-    parser.add_argument("--locale", default="sv-SE")
+    parser.add_argument("--locale", default="sv-SE", help="the Common Voice locale folder (default sv-SE)")
     parser.add_argument("--split", default="validated", help="Common Voice split to read (default: all clips)")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=8, help="samples per batch (default 8)")
+    parser.add_argument("--passes", type=int, default=3, help="passes over the clips, each timed path (default 3)")
+    parser.add_argument("--augmentation_config", nargs="+", metavar="CONFIG",
+                        help="compare the kit path without and with these augmentation configs instead")
+    parser.add_argument("--num_threads", type=int, default=None,
+                        help="the Preprocessor's threads (default: two per core, as in training)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         corpus = args.corpus
@@ -89,6 +141,9 @@ def main() -> None:
         processor = Processor(feature_extractor, tokenizer)
         count = sum(1 for _ in load_source(str(folder), None, args.split))
         print(f"{count} clips x {args.passes} passes, batch size {args.batch_size}, 48 kHz mp3 -> log-mel [80, 3000]")
+        if args.augmentation_config:
+            compare_augmentation(folder, args.split, processor, args.augmentation_config, args)
+            return
 
         kit = timed(lambda: prepare(load_source(str(folder), None, args.split), Preprocessor(processor)),
                     args.batch_size, args.passes)

@@ -1,6 +1,7 @@
 """The whole loop in one command: evaluate whisper-base on Swedish, fine-tune it, evaluate again, report.
 
-    python -m whisper_finetuning.demo [--output_dir demo_output] [--quick] [--variants plain replay lora ...]
+    python -m whisper_finetuning.demo [--output_dir demo_output] [--quick] [--variants plain noise skewed ...]
+        [--snr clean 10 5]
 
 1. a synthetic corpus in the Common Voice and FLEURS layouts: Swedish (synthetic/sentences/demo_sv_*.txt: the test
    sentences are disjoint from the training sentences and every one has words that never occur in training) and
@@ -9,40 +10,43 @@
 3. run_speech_recognition_seq2seq_streaming.py with configs/demo_sv.yaml on the "+"-interleaved Swedish train
    splits, scoring English retention at every evaluation; once per variant of configs/demo/variants.yaml;
 4. run_eval.py on the same test sets with each fine-tuned model;
-5. a report: WER before/after (Swedish and English) per variant, loss and WER curves, throughput, the model card,
-   per-sample predictions.
-Everything runs through the entry points a participant uses; re-running resumes or reuses what is done.
+5. with --snr, a robustness curve: whisper-base and each variant on the Swedish test clips with noise added at each
+   signal-to-noise ratio (evaluation/robustness.py, as `python -m whisper_finetuning.compare` does);
+6. a report: WER before/after (Swedish and English) per variant, loss and WER curves, throughput, the model card,
+   per-sample predictions, the robustness table and curve.
+Everything runs through the entry points a participant uses; re-running resumes training and reuses evaluations
+done before for the same model weights and arguments.
 """
 
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import WhisperConfig
 
+from .compare import (CompareError, check_referenced_files, load_variants, robustness_flags, robustness_scores,
+                      run_evaluation, run_step, select_variants, variant_flags)
+from .data.mixing import DatasetSpec, load_mixture
 from .data.sources import load_source
+from .evaluation.robustness import (NoisySets, RobustnessError, parse_snrs, plot_robustness, robustness_table,
+                                    write_noisy_sets)
 from .synthetic.corpus import generate
 from .training.flops import training_flops_per_sample
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_MODEL = "openai/whisper-base"
-
-
-def run(command: list[str]) -> None:
-    print(f"\n$ {' '.join(command)}", flush=True)
-    subprocess.run(command, check=True, cwd=REPO)
-
-
 VARIANTS = REPO / "configs" / "demo" / "variants.yaml"
 # English test clips: the retention set (what whisper-base knew before fine-tuning on Swedish).
 ENGLISH_TEST = {"dataset_name": "{corpus}/fleurs+{corpus}/common_voice", "dataset_config_name": "en_us+en",
                 "split": "test"}
+
+
+# The Swedish test clips (both layouts) that the robustness curve adds noise to.
+SWEDISH_TEST = [("common_voice", "sv-SE"), ("fleurs", "sv_se")]
 
 
 def evaluate(model: str, corpus: Path, output_dir: Path, max_samples: int | None) -> list[dict]:
@@ -61,22 +65,26 @@ def evaluate_english(model: str, corpus: Path, output_dir: Path, max_samples: in
 
 
 def run_eval(arguments: list[str], model: str, output_dir: Path, max_samples: int | None) -> list[dict]:
-    command = [sys.executable, "run_eval.py", "--model_name_or_path", model, *arguments, "--output_dir",
-               str(output_dir)]
-    if max_samples:
-        command += ["--max_eval_samples", str(max_samples)]
-    run(command)
-    return json.loads((output_dir / "results.json").read_text())["results"]
+    """run_eval.py, or the results of the same evaluation done before (see compare.run_evaluation)."""
+    return run_evaluation(f"evaluation into {output_dir.name}", model, arguments, output_dir, max_samples, cwd=REPO)
 
 
-def variant_flags(name: str, corpus: Path) -> list[str]:
-    variants = yaml.safe_load(VARIANTS.read_text())
-    if name not in variants:
-        raise SystemExit(f"error: no demo variant {name!r} in {VARIANTS}; known: {', '.join(variants)}")
-    flags = []
-    for key, value in (variants[name] or {}).items():
-        flags += [f"--{key}", str(value).format(corpus=corpus)]
-    return flags
+def noisy_swedish_test(corpus: Path, out: Path, snrs: list, max_samples: int | None) -> NoisySets:
+    """The Swedish test clips (Common Voice and FLEURS layouts, interleaved) with noise at each SNR, written once."""
+    specs = [DatasetSpec(str(corpus / layout), config, "test", None) for layout, config in SWEDISH_TEST]
+    try:
+        return write_noisy_sets(load_mixture(specs), " + ".join(s.label for s in specs), out / "robustness", snrs,
+                                max_samples)
+    except RobustnessError as error:
+        raise CompareError(f"step 'noisy test clips' failed: {error}") from None
+
+
+def evaluate_robustness(model: str, noisy: NoisySets, output_dir: Path) -> dict[str, dict]:
+    """SNR label -> scores of `model` on the noisy Swedish test clips."""
+    results = run_evaluation(f"robustness into {output_dir.name}", model,
+                             ["--language", "sv", *robustness_flags(noisy)], output_dir, cwd=REPO,
+                             extra={"noisy_clips": noisy.fingerprint})
+    return robustness_scores(results, noisy)
 
 
 def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -192,7 +200,9 @@ def plot_variants(base: dict, variants: dict[str, dict], report: Path) -> str:
 
 
 def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Path, out: Path,
-                 seconds: dict) -> str:
+                 seconds: dict, noisy: NoisySets | None = None) -> str:
+    """results.md and its plots, the model card and the predictions; with `noisy`, the robustness curve of the
+    base model and every variant (their "robustness" scores) on the noisy Swedish test clips."""
     report.mkdir(parents=True, exist_ok=True)
     first, scores = next(iter(variants.items()))
     rows = ["| test set | samples | WER before | WER after | CER before | CER after |", "|---|---|---|---|---|---|"]
@@ -206,8 +216,18 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
     if (model_dir / "config.json").is_file():  # a full model (a LoRA adapter has no architecture of its own)
         lines += [flops_line(model_dir, corpus), ""]
     lines += ["## Variants (configs/demo/variants.yaml)", "", *variants_table(base, variants), "",
-              f"![variants]({plot_variants(base, variants, report)})", "",
-              "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), ""]
+              f"![variants]({plot_variants(base, variants, report)})", ""]
+    robustness = []
+    if noisy is not None:
+        labels = [s.label for s in noisy.sets]
+        models = {"whisper-base (before)": base["robustness"], **{n: v["robustness"] for n, v in variants.items()}}
+        plot = plot_robustness(models, labels, report / "robustness_wer_vs_snr.png")
+        robustness = robustness_table(models, labels)
+        lines += ["## Robustness: WER against added noise", "",
+                  f"The {noisy.description['clips']} Swedish test clips with {noisy.description['settings']['color']} "
+                  "noise added at each signal-to-noise ratio (the clip's power over the noise's), the same clips for "
+                  "every model.", "", *robustness, "", f"![robustness]({plot.name})", ""]
+    lines += ["Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), ""]
     for name in plot_curves(model_dir, report):
         lines += [f"![{name}]({name})", ""]
     (report / "results.md").write_text("\n".join(lines))
@@ -215,7 +235,7 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
     for label, folder in (("before", out / "eval_base"), ("after", scores["eval_dir"])):
         for predictions in folder.glob("predictions_*.jsonl"):
             shutil.copy(predictions, report / f"{label}_{predictions.name}")
-    return "\n".join(rows + [""] + variants_table(base, variants))
+    return "\n".join(rows + [""] + variants_table(base, variants) + [""] + robustness)
 
 
 def main() -> None:
@@ -225,7 +245,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 steps, 8 clips per test set")
     parser.add_argument("--variants", nargs="+", default=["plain"],
                         help=f"fine-tunes to run and compare, from {VARIANTS.relative_to(REPO)}")
+    parser.add_argument("--snr", nargs="+", default=None,
+                        help="add a robustness curve: WER of whisper-base and each variant on the Swedish test clips "
+                             "with noise at these signal-to-noise ratios in dB ('clean': none), e.g. clean 10 5")
     args = parser.parse_args()
+    variants_settings = select_variants(load_variants(VARIANTS), args.variants, VARIANTS)
+    for name, settings in variants_settings.items():
+        check_referenced_files(name, settings, REPO)
+    try:
+        snrs = parse_snrs(args.snr) if args.snr else None
+    except RobustnessError as error:
+        parser.error(str(error))
     out = args.output_dir.resolve()
     corpus = out / "data"
     seconds, start = {}, time.perf_counter()
@@ -239,8 +269,11 @@ def main() -> None:
         generate(corpus, ["en"], ["common_voice", "fleurs"], num_speakers=6)
     lap("corpus")
     max_samples = 8 if args.quick else None
+    noisy = noisy_swedish_test(corpus, out, snrs, max_samples) if snrs else None
     base = {"swedish": evaluate(BASE_MODEL, corpus, out / "eval_base", max_samples),
             "english": evaluate_english(BASE_MODEL, corpus, out / "eval_base_en", max_samples)}
+    if noisy:
+        base["robustness"] = evaluate_robustness(BASE_MODEL, noisy, out / "eval_base_robustness")
     lap("evaluation before")
 
     variants = {}
@@ -252,19 +285,22 @@ def main() -> None:
                  "--output_dir", str(model_dir),
                  "--retention_dataset_name", ENGLISH_TEST["dataset_name"].format(corpus=corpus),
                  "--retention_dataset_config_name", ENGLISH_TEST["dataset_config_name"],
-                 "--retention_split_name", "test", "--retention_language", "en", *variant_flags(name, corpus)]
+                 "--retention_split_name", "test", "--retention_language", "en",
+                 *variant_flags(variants_settings[name], {"corpus": str(corpus)})]
         if args.quick:
             train += ["--max_steps", "6", "--eval_steps", "3", "--save_steps", "3", "--max_eval_samples", "8",
                       "--max_retention_samples", "4"]
-        run(train)
+        run_step(f"fine-tuning ({name})", train, REPO)
         lap(f"fine-tuning ({name})")
         variants[name] = {"swedish": evaluate(str(model_dir), corpus, eval_dir, max_samples),
                           "english": evaluate_english(str(model_dir), corpus, Path(f"{eval_dir}_en"), max_samples),
                           "train": json.loads((model_dir / "train_results.json").read_text()),
                           "model_dir": model_dir, "eval_dir": eval_dir}
+        if noisy:
+            variants[name]["robustness"] = evaluate_robustness(str(model_dir), noisy, Path(f"{eval_dir}_robustness"))
         lap(f"evaluation ({name})")
 
-    table = write_report(out / "report", base, variants, corpus, out, seconds)
+    table = write_report(out / "report", base, variants, corpus, out, seconds, noisy)
     print(f"\n{table}\n\nReport: {out / 'report' / 'results.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
 
 

@@ -9,12 +9,13 @@ import run_eval
 import run_speech_recognition_seq2seq_streaming as train_script
 from training_runs import arguments
 from whisper_finetuning.args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
+from whisper_finetuning.data.balancing import BalancingArguments
 from whisper_finetuning.evaluation.arguments import EvalArguments
 from whisper_finetuning.features.cache import CacheArguments
 from whisper_finetuning.training.arguments import FineTuningArguments, TrainingDataArguments
 
 KIT_ARGUMENTS = [ModelArguments, DataArguments, PreprocessingArguments, FineTuningArguments, TrainingDataArguments,
-                 EvalArguments, CacheArguments]
+                 BalancingArguments, EvalArguments, CacheArguments]
 
 
 @pytest.mark.parametrize("dataclass", KIT_ARGUMENTS, ids=lambda d: d.__name__)

@@ -73,7 +73,7 @@ def test_a_row_listed_twice_is_kept_or_dropped_as_one_and_counted_as_it_is(tmp_p
     lines = (tmp_path / "m.jsonl").read_text().splitlines()
     (tmp_path / "m.jsonl").write_text("\n".join(lines + lines[:6]) + "\n")  # six rows listed a second time
     totals = set()
-    for seed in range(4):
+    for seed in range(40):  # the keys hash with the (temporary) folder's path: many seeds, so both cases occur
         rows, report = balanced(path, seed=seed, balance_max_per_group=5)
         output = Counter(keys(rows))
         assert all(output[key] == 2 for key in output if int(key[1][1:]) < 6)  # both listings, or neither
@@ -303,3 +303,34 @@ def test_the_chart_command_writes_a_png_and_the_counts(tmp_path, capsys):
         balancing.main(["--help"])
     assert exit_info.value.code == 0
     assert "--balance_skew_share" in capsys.readouterr().out
+
+
+def test_the_training_stream_reads_only_the_balanced_rows(tmp_path, processor):
+    from types import SimpleNamespace
+
+    from whisper_finetuning.args import DataArguments, PreprocessingArguments
+    from whisper_finetuning.training.arguments import RetentionArguments, TrainingDataArguments
+    from whisper_finetuning.training.stream import train_stream
+
+    path = manifest(tmp_path, "m", {"north": 12, "south": 3}, audio=True)
+    settings = BalancingArguments(balance_by="accent", balance_skew_to="south", balance_skew_share=0.5)
+    kept = {row["id"] for row in balance_rows(rows_of(path), settings, 5)[0]}
+    assert len(kept) == 6  # the 3 south rows and 3 of the 12 north ones
+
+    def first_pass(balancing_args, rows):  # the first pass's samples, and how many were decoded for two passes
+        stream, preprocessor, _ = train_stream(
+            DataArguments(dataset_name=path, language="sv"), PreprocessingArguments(),
+            TrainingDataArguments(shuffle_buffer_size=4), RetentionArguments(),
+            SimpleNamespace(process_index=0, world_size=1, seed=5), processor, 448, balancing_args)
+        examples = list(itertools.islice(iter(stream), rows + 1))  # one pass, and the first sample of the next
+        assert [e["pass"] for e in examples] == [0] * rows + [1]
+        return examples[:-1], sum(preprocessor.stats.kept.values())
+
+    examples, decoded = first_pass(settings, 6)
+    assert decoded == 2 * 6  # only the kept rows were decoded, in each pass
+    assert len(first_pass(None, 15)[0]) == 15
+
+    with pytest.raises(ValueError, match="feature cache does not keep"):
+        train_stream(DataArguments(dataset_name=path, language="sv"), PreprocessingArguments(),
+                     TrainingDataArguments(feature_cache_dir=str(tmp_path / "cache")), RetentionArguments(),
+                     SimpleNamespace(process_index=0, world_size=1, seed=5), processor, 448, settings)

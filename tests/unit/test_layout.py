@@ -10,8 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "whisper_finetuning"
 # Each stage may import the stages before it; the shared modules and the support folders sit below every stage.
 SHARED = {"args", "cards", "files", "loading", "metrics"}
 SUPPORT = {"offline", "synthetic"}
-STAGES = ["data", "features", "training", "evaluation", "export", "inference", "app"]
-ENTRY_POINTS = {"demo", "quickstart", "search", "stream"}  # may use everything
+STAGES = ["data", "augmentation", "features", "training", "evaluation", "export", "inference", "app"]
+ENTRY_POINTS = {"compare", "demo", "quickstart", "search", "stream"}  # may use everything
 
 
 def module_name(path: Path) -> str:

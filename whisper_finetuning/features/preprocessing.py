@@ -6,6 +6,10 @@ A broken sample (a malformed row, unreadable audio, audio much shorter than its 
 itself, but more than `max_failure_fraction` of broken samples does, with an error: that is a wrong path, a missing
 codec or a damaged download, not a few bad files. The rule is checked while rows stream (from
 `min_samples_for_failure_check` samples on) and by `finish()` at the end of a pass, whatever the number of samples.
+
+With `augment` (an `augmentation.Augmenter`, training only), the decoded audio is augmented right after decoding,
+before the duration filter (speed perturbation changes the duration) and the log-mel; the draws are keyed by the
+row's (pass, row), which `training.stream.TrainingStream` adds, and the transforms applied are counted.
 """
 
 import logging
@@ -36,6 +40,7 @@ class PipelineStats:
     kept: Counter = field(default_factory=Counter)  # per dataset
     skipped: Counter = field(default_factory=Counter)  # per reason
     broken: list = field(default_factory=list)  # (path or id, error), the first 20
+    augmented: Counter = field(default_factory=Counter)  # per transform
 
 
 BROKEN_REASONS = ("malformed row", "unreadable audio", "audio shorter than listed")
@@ -45,11 +50,12 @@ class Preprocessor:
     """Callable for `IterableDataset.map`: adds input_features, labels and skip_reason ("" when kept)."""
 
     def __init__(self, processor, settings: FilterSettings | None = None, normalize_text=None,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, augment=None):
         self.tokenizer = processor.tokenizer
         self.log_mel = LogMelExtractor(processor.feature_extractor)
         self.settings = settings or FilterSettings()
         self.normalize_text = normalize_text or (lambda text: text)
+        self.augment = augment  # None: the audio as decoded
         self.stats = PipelineStats()
         self.lock = threading.Lock()
         # Decoding (libsndfile), resampling (soxr) and the STFT release the GIL, so threads use every core; two per
@@ -98,6 +104,8 @@ class Preprocessor:
             return self._broken("audio shorter than listed", where, str(error))
         except AudioError as error:
             return self._broken("unreadable audio", where, str(error))
+        if self.augment is not None:
+            audio = self._augmented(audio, row)
         duration = len(audio) / SAMPLING_RATE
         if duration < settings.min_duration_in_seconds:
             return self._skip(f"shorter than {settings.min_duration_in_seconds} s")
@@ -109,6 +117,15 @@ class Preprocessor:
         with self.lock:
             self.stats.kept[row["dataset"]] += 1
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
+
+    def _augmented(self, audio, row: dict):
+        if "pass" not in row or "row" not in row:
+            raise ValueError("augmentation draws per (pass, row): the rows need 'pass' and 'row' columns, which "
+                             "training.stream.TrainingStream adds; read training rows through it")
+        audio, applied = self.augment(audio, (row["pass"], row["row"]))
+        with self.lock:
+            self.stats.augmented.update(step.name for step in applied)
+        return audio
 
     def _check_failures(self, final: bool) -> None:
         counts = {reason: self.stats.skipped[reason] for reason in BROKEN_REASONS if self.stats.skipped[reason]}
@@ -133,6 +150,8 @@ class Preprocessor:
             logger.info("Dataset %s contributed %d samples", dataset, count)
         for reason, count in sorted(self.stats.skipped.items()):
             logger.info("Skipped %d samples: %s", count, reason)
+        for name, count in sorted(self.stats.augmented.items()):
+            logger.info("Augmentation %s applied to %d samples", name, count)
 
 
 def prepare(rows, preprocessor: Preprocessor, batch_size: int = 32):

@@ -71,6 +71,13 @@ class TrainingDataArguments:
     feature_cache_dir: str | None = field(default=None, metadata={
         "help": "read training features from this cache (python -m whisper_finetuning.features.cache), or build it "
                 "there first if it does not exist; audio is then never decoded again"})
+    augmentation_config: str | None = field(default=None, metadata={
+        "help": "augment the training audio on the fly with the transforms in this YAML/JSON file (e.g. "
+                "configs/augmentation/noise.yaml: noise, speed, pitch, gain, rooms, telephone, each with its own "
+                "probability and ranges), seeded by --seed and the sample's (pass, row), so a resumed run augments "
+                "every sample as before. Evaluation audio is never augmented. SpecAugment (--apply_spec_augment, "
+                "--mask_time_prob, ...) masks the log-mel of the augmented audio on top. Needs the augment extra; "
+                "not with --feature_cache_dir"})
     eval_dataset_name: str | None = field(default=None, metadata={"help": "'+'-separated (default: dataset_name)"})
     eval_dataset_config_name: str | None = field(default=None, metadata={
         "help": "'+'-separated (default: dataset_config_name)"})
@@ -87,6 +94,11 @@ class TrainingDataArguments:
         if self.stopping_strategy not in STOPPING_STRATEGIES:
             raise ValueError(f"--stopping_strategy must be one of {', '.join(STOPPING_STRATEGIES)}, "
                              f"not {self.stopping_strategy!r}")
+        if self.augmentation_config and self.feature_cache_dir:
+            raise ValueError("--augmentation_config and --feature_cache_dir do not go together: the feature cache "
+                             "holds features of the clean audio, computed once, while augmentation draws new audio "
+                             "for every pass. Drop --feature_cache_dir to augment, or drop --augmentation_config to "
+                             "train on the cache")
         for name in ("shuffle_buffer_size", "max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -72,8 +72,9 @@ def check_output_dir(output_dir: str, identity: dict, overwrite: bool, write: bo
             clear_run(folder)
     elif record.is_file():
         recorded = json.loads(record.read_text())
+        # An argument the kit gained after the run was recorded is the same run while it stays off (None, False, 0).
         changed = [f"{k}: {recorded.get(k)!r} -> {identity.get(k)!r}" for k in sorted(set(recorded) | set(identity))
-                   if recorded.get(k) != identity.get(k)]
+                   if recorded.get(k) != identity.get(k) and (k in recorded or identity.get(k) not in (None, False, 0))]
         if changed:
             raise OutputDirError(
                 f"{folder} holds a different run (recorded -> now): {'; '.join(changed)}. Choose one: a new "

@@ -10,6 +10,8 @@ import torch
 
 from normalizers import get_target_normalizer
 
+from ..augmentation import load_augmenter
+from ..data.balancing import balance_rows
 from ..data.mixing import load_mixture, parse_dataset_specs, parse_probabilities, split_plus
 from ..features import cache
 from ..features.log_mel import compact, expand
@@ -40,7 +42,8 @@ class TrainingStream(torch.utils.data.IterableDataset):
         rows.set_epoch(number)
         if self.max_samples is not None:
             rows = rows.take(self.max_samples)
-        rows = rows.map(lambda row, index: {"row": index}, with_indices=True)
+        # (pass, row) names the sample: the Preprocessor keys its augmentation draws by it, the trainer its position
+        rows = rows.map(lambda row, index: {"row": index, "pass": number}, with_indices=True)
         if first_row:
             rows = rows.skip(first_row)  # reads the skipped rows' metadata, decodes nothing
         return self.to_examples(rows)
@@ -97,10 +100,11 @@ def with_replay(specs: list, probabilities: list[float] | None, retention_args, 
 
 
 def train_stream(data_args, preprocessing_args, train_data_args, retention_args, training_args, processor,
-                 max_label_length: int) -> tuple[TrainingStream, Preprocessor | None, list]:
+                 max_label_length: int, balancing_args=None) -> tuple[TrainingStream, Preprocessor | None, list]:
     """The training stream of this process: the "+" mixture (with replay data when asked), this process's share of
-    it, filtered; read from the feature cache when --feature_cache_dir is given (built there first if it does not
-    exist yet)."""
+    it, balanced or skewed when --balance_* say so (data/balancing.py), augmented when --augmentation_config is given,
+    filtered; read from the feature cache when
+    --feature_cache_dir is given (built there first if it does not exist yet)."""
     specs = parse_dataset_specs(data_args.dataset_name, data_args.dataset_config_name,
                                 train_data_args.train_split_name, data_args.text_column_name)
     probabilities = parse_probabilities(train_data_args.train_probabilities, len(specs))
@@ -109,18 +113,32 @@ def train_stream(data_args, preprocessing_args, train_data_args, retention_args,
                                       preprocessing_args.do_remove_punctuation)
     filters = FilterSettings(preprocessing_args.min_duration_in_seconds, preprocessing_args.max_duration_in_seconds,
                              max_label_length)
-    preprocessor = Preprocessor(processor, filters, normalize_text=normalize)
+    augment = None
+    if train_data_args.augmentation_config:
+        augment = load_augmenter(train_data_args.augmentation_config, training_args.seed)
+        logger.info("Augmenting the training audio (%s, seed %d): %s", train_data_args.augmentation_config,
+                    training_args.seed, augment.config.describe())
+    preprocessor = Preprocessor(processor, filters, normalize_text=normalize, augment=augment)
     rank, world_size = training_args.process_index, training_args.world_size
     max_samples = share_of(train_data_args.max_train_samples, rank, world_size)
 
     if train_data_args.feature_cache_dir is None:
         rows = load_mixture(specs, probabilities, train_data_args.stopping_strategy, seed=training_args.seed,
                             streaming=data_args.streaming, rank=rank, world_size=world_size)
+        if balancing_args is not None and balancing_args.enabled:
+            # Counted over the whole mixture (metadata only), so caps and shares hold over all processes together;
+            # the replay data, when given, is part of the mixture and is balanced with it.
+            everything = load_mixture(specs, probabilities, train_data_args.stopping_strategy,
+                                      seed=training_args.seed, streaming=data_args.streaming)
+            rows, _ = balance_rows(rows, balancing_args, training_args.seed, counted=everything)
         stream = TrainingStream(rows, lambda rows: relabel(prepare(rows, preprocessor)), training_args.seed,
                                 train_data_args.shuffle_buffer_size, max_samples,
                                 skip_counts=lambda: dict(preprocessor.stats.skipped), finish=preprocessor.finish)
         return stream, preprocessor, specs
 
+    if balancing_args is not None and balancing_args.enabled:
+        raise ValueError("--balance_* needs the rows' metadata (accent, speaker, gender, ...), which the feature cache "
+                         "does not keep: drop --feature_cache_dir or the balancing settings")
     cache_dir = Path(train_data_args.feature_cache_dir)
     settings = cache.cache_settings(specs, data_args, preprocessing_args, processor, max_label_length)
     if not cache.read_parts(cache_dir):
