@@ -10,10 +10,12 @@ Arguments: whisper_finetuning/args.py (model, data, preprocessing), whisper_fine
 (fine-tuning, training data) and transformers' Seq2SeqTrainingArguments.
 """
 
+import json
 import logging
 import math
 import os
 import sys
+from pathlib import Path
 
 import datasets
 import transformers
@@ -124,6 +126,10 @@ def main(argv=None, callbacks=()) -> dict:
             checkpoint = last_complete_checkpoint(training_args.output_dir, require_state)
         if checkpoint is not None:
             logger.info("Resuming from %s", checkpoint)
+        # A rerun of a finished run trains no step: its throughput would be nonsense, so the first run's stays.
+        earlier_results = Path(training_args.output_dir) / "train_results.json"
+        finished_before = (checkpoint is not None and earlier_results.is_file()
+                           and int(Path(checkpoint).name.rsplit("-", 1)[-1]) >= training_args.max_steps)
         try:
             result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         finally:
@@ -138,11 +144,16 @@ def main(argv=None, callbacks=()) -> dict:
             logger.warning("Skipped %d optimizer steps with non-finite values: %s", len(trainer.skipped_steps),
                            ", ".join(f"step {step} ({reason})" for step, reason in trainer.skipped_steps))
         trainer.save_model()
-        result.metrics["train_peak_memory_gb"] = round(peak_memory_gb(), 2)
-        trainer.log_metrics("train", result.metrics)
-        trainer.save_metrics("train", result.metrics)
-        trainer.save_state()
-        metrics.update(result.metrics)
+        if finished_before:
+            logger.info("The run had already reached max_steps (%d); its training results are kept",
+                        training_args.max_steps)
+            metrics.update(json.loads(earlier_results.read_text()))
+        else:
+            result.metrics["train_peak_memory_gb"] = round(peak_memory_gb(), 2)
+            trainer.log_metrics("train", result.metrics)
+            trainer.save_metrics("train", result.metrics)
+            trainer.save_state()
+            metrics.update(result.metrics)
 
     # 6. Final evaluation, model card, Hub
     results, forgetting = [], {}

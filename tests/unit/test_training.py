@@ -33,6 +33,13 @@ def test_short_run_saves_an_inference_ready_model_and_a_leaderboard_card(tiny_mo
         "automatic-speech-recognition", "google/fleurs", "sv_se", "test", "wer")
     assert result.metric_value == round(metrics["eval_wer"], 2)
 
+    # The same command again: nothing left to train; the first run's training results stay as they were.
+    train_results = (out / "train_results.json").read_text()
+    again = train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "4",
+                                        "--save_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2"))
+    assert (out / "train_results.json").read_text() == train_results
+    assert again["train_samples_per_second"] == metrics["train_samples_per_second"] > 0
+
 
 # 18 training rows in batches of 2: 9 steps per pass over the data. Stop within the first pass, and in the second.
 @pytest.mark.parametrize("max_steps, stop_at, position", [(6, 3, {"pass": 0, "next_row": 6}),
