@@ -76,8 +76,9 @@ def main(argv=None, callbacks=()) -> dict:
 
     # The output-dir contract: a rerun of the same command resumes; a different run into the same folder is refused.
     if training_args.do_train and training_args.resume_from_checkpoint is None:
+        balancing = [balancing_args] if balancing_args.enabled else []  # unused settings do not define the run
         identity = run_identity(training_args, model_args, data_args, preprocessing_args, finetuning_args,
-                                train_data_args, balancing_args, retention_args)
+                                train_data_args, *balancing, retention_args)
         with training_args.main_process_first(desc="checking the output_dir"):
             check_output_dir(training_args.output_dir, identity, finetuning_args.overwrite_output_dir,
                              write=training_args.should_save)

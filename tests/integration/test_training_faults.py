@@ -5,6 +5,7 @@ import csv
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from whisper_finetuning.training.checkpoints import CheckpointError
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
 from whisper_finetuning.training.run_record import OutputDirError
 from whisper_finetuning.training.trainer import NonFiniteError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def with_value(argv: list[str], flag: str, value: str) -> list[str]:
@@ -76,12 +79,20 @@ def test_a_different_run_into_the_same_output_dir_is_refused(tiny_model_dir, cor
     card_before = None if not (out / "README.md").exists() else (out / "README.md").read_text()
     for changed, message in [(with_value(first, "--learning_rate", "2e-3"), r"learning_rate: 0\.001 -> 0\.002"),
                              (with_value(first, "--max_steps", "3"), r"max_steps: 2 -> 3"),
-                             (with_value(first, "--dataset_config_name", "en"), r"dataset_config_name: 'sv-SE' -> 'en'")]:
+                             (with_value(first, "--dataset_config_name", "en"), r"dataset_config_name: 'sv-SE' -> 'en'"),
+                             (first + ["--augmentation_config", str(REPO / "configs/augmentation/noise.yaml")],
+                              r"augmentation_config: None -> '.*noise.yaml'"),
+                             (first + ["--balance_by", "gender", "--balance_max_per_group", "3"],
+                              r"balance_by: None -> 'gender'")]:
         with pytest.raises(OutputDirError, match=message) as error:
             train_script.main(changed)
         assert "--overwrite_output_dir" in str(error.value) and "--output_dir" in str(error.value)
     assert (None if not (out / "README.md").exists() else (out / "README.md").read_text()) == card_before
 
+    # A run recorded before the kit had an argument is the same run while that argument stays off.
+    record = json.loads((out / "_run_arguments.json").read_text())
+    del record["augmentation_config"]
+    (out / "_run_arguments.json").write_text(json.dumps(record))
     with caplog.at_level(logging.INFO):
         train_script.main(first)  # the same command: resumes (here: nothing left to train)
     assert "Resuming from" in caplog.text and "checkpoint-2" in caplog.text
