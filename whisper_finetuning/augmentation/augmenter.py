@@ -3,25 +3,20 @@
 The training stream calls it with key = (pass, row) and the training seed, so the same sample at the same step gets
 the same augmentation in every run, after a resume too, whichever thread of the Preprocessor handles it.
 
-Thread safety: audiomentations draws every random parameter (and the noise itself) from the process-global
-`random` and `np.random` generators, and keeps what it drew on the transform object; neither takes a generator. So
-one lock, shared by all Augmenters, is held while the global generators are seeded from the key, the transforms
-run, and the generators' previous states are put back (the rest of the program sees its own random streams
-untouched). Decoding, resampling and log-mel still run in parallel outside the lock; augmentation itself runs one
+Thread safety: audiomentations draws from the process-global generators and keeps what it drew on the transform
+object, so the transforms run inside `seeding.global_random_seeded` (one process-wide lock; the generators seeded
+from the key and put back afterwards). Decoding, resampling and log-mel still run in parallel outside the lock; augmentation itself runs one
 sample at a time (see benchmarks/input_pipeline.py --augmentation_config for what that costs).
 """
 
-import random
-import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..data.audio import SAMPLING_RATE
 from .config import AugmentationConfig
+from .seeding import LOCK, global_random_seeded
 from .transforms import SyntheticRoom, build_step
-
-LOCK = threading.Lock()
 
 
 class AugmentationError(RuntimeError):
@@ -56,18 +51,11 @@ class Augmenter:
         python_seed, numpy_seed = np.random.SeedSequence([value % 2**64 for value in (self.seed, *key)]) \
             .generate_state(2)
         applied = []
-        with LOCK:
-            saved = random.getstate(), np.random.get_state()
-            random.seed(int(python_seed))
-            np.random.seed(int(numpy_seed))
-            try:
-                for step in self.steps:
-                    audio, drawn = step(audio)
-                    if drawn is not None:
-                        applied.append(Applied(step.name, drawn))
-            finally:
-                random.setstate(saved[0])
-                np.random.set_state(saved[1])
+        with global_random_seeded(int(python_seed), int(numpy_seed)):
+            for step in self.steps:
+                audio, drawn = step(audio)
+                if drawn is not None:
+                    applied.append(Applied(step.name, drawn))
         return finish(audio, applied), applied
 
     def warm_up(self) -> None:

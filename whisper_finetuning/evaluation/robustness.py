@@ -17,15 +17,14 @@ import hashlib
 import io
 import json
 import logging
-import random
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from ..augmentation.seeding import global_random_seeded
 from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
 from ..files import write_bytes_atomic, write_json_atomic, write_jsonl_atomic
 
@@ -74,20 +73,6 @@ def snr_slug(snr: str | float) -> str:
     return CLEAN if snr == CLEAN else "snr_" + f"{snr:g}".replace("-", "minus") + "db"
 
 
-@contextmanager
-def seeded(seed: int):
-    """audiomentations draws from the global `random` and `numpy.random` generators: seed both for one clip and
-    put back their state afterwards, so the noise depends on the clip alone and nothing else is disturbed."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-
-
 def power(samples: np.ndarray) -> float:
     return float(np.mean(np.square(samples, dtype=np.float64)))
 
@@ -110,7 +95,7 @@ def add_noise(samples: np.ndarray, snr_db: float, seed: int, color: str = "white
     decay = NOISE_COLOR_DECAYS[color]
     transform = AddColorNoise(min_snr_db=snr_db, max_snr_db=snr_db, min_f_decay=decay, max_f_decay=decay, p=1.0)
     samples = np.ascontiguousarray(samples, dtype=np.float32)
-    with seeded(seed):
+    with global_random_seeded(seed, seed):  # the same seed, the same noise
         noise = transform(samples=samples, sample_rate=SAMPLING_RATE).astype(np.float64) - samples
     # AddColorNoise scales colored noise to the exact level but leaves white noise at the level it happened to draw
     # (off by about 0.05 dB on a second of audio): rescale so that every color is at exactly `snr_db`.
