@@ -129,8 +129,8 @@ def main(argv=None, callbacks=()) -> dict:
             logger.info("Resuming from %s", checkpoint)
         # A rerun of a finished run trains no step: its throughput would be nonsense, so the first run's stays.
         earlier_results = Path(training_args.output_dir) / "train_results.json"
-        finished_before = (checkpoint is not None and earlier_results.is_file()
-                           and int(Path(checkpoint).name.rsplit("-", 1)[-1]) >= training_args.max_steps)
+        finished_before = (checkpoint is not None and earlier_results.is_file() and json.loads(
+            (Path(checkpoint) / "trainer_state.json").read_text())["global_step"] >= training_args.max_steps)
         try:
             result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         finally:
