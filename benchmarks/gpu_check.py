@@ -11,7 +11,9 @@ the device may have no Hub), batch 16 of 30 s log-mel inputs and 32-token labels
 fp16 and bf16 mixed precision with AdamW; bf16 with 8-bit AdamW (bitsandbytes); bf16 with DeepSpeed ZeRO-2
 (ds_config.json, optimizer offload to CPU). MFU = the kit's FLOP count (training/flops.py) x samples/s / the GPU's
 dense bf16/fp16 peak (from the table below; "-" for GPUs not in it).
-Evaluation rows: run_eval's Transcriber with openai/whisper-base (offline copy) on eSpeak clips, fp16, batch 16.
+Evaluation rows: run_eval's Transcriber with openai/whisper-base (offline copy) on 64 eSpeak clips, fp16, batch 16;
+and the same clips with run_eval's CTranslate2 backend (faster-whisper's engine) on whisper-base exported to float16:
+RTFx and WER of both.
 """
 
 import argparse
@@ -42,7 +44,7 @@ SETUPS = {"fp16": ("whisper-small fp16, AdamW", dict(fp16=True)),
           "bf16": ("whisper-small bf16, AdamW", dict(bf16=True)),
           "adam8bit": ("whisper-small bf16, 8-bit AdamW", dict(bf16=True, optim="adamw_bnb_8bit")),
           "zero2": ("whisper-small bf16, DeepSpeed ZeRO-2", dict(bf16=True, deepspeed=str(REPO / "ds_config.json")))}
-COLUMNS = ["setup", "samples/s", "peak memory GiB", "MFU", "RTFx"]
+COLUMNS = ["setup", "samples/s", "peak memory GiB", "MFU", "RTFx", "WER"]
 
 
 class RandomSamples(torch.utils.data.Dataset):
@@ -101,33 +103,63 @@ class _StepTimer(TrainerCallback):
         self.timings.append(time.perf_counter() - self.start)
 
 
-def eval_row(batch: int) -> dict:
+def spoken_rows() -> list[dict]:
+    """64 English eSpeak clips as run_eval rows."""
     import soundfile
 
     from whisper_finetuning.data.audio import SAMPLING_RATE, to_model_rate
-    from whisper_finetuning.evaluation.transcriber import Transcriber
-    from whisper_finetuning.loading import language_kwargs, load_whisper
     from whisper_finetuning.synthetic.corpus import read_sentences
     from whisper_finetuning.synthetic.tts import synthesize
 
-    model, processor = load_whisper("openai/whisper-base", dtype=torch.float16)
-    model = model.cuda()
-    sentences = read_sentences("corpus_en")[:64]
     rows = []
-    for index, sentence in enumerate(sentences):
+    for index, sentence in enumerate(read_sentences("corpus_en")[:64]):
         samples, rate = synthesize(sentence, "en-us", rate=150)
         path = Path(tempfile.gettempdir()) / f"gpu-check-{index}.wav"
         soundfile.write(path, to_model_rate(samples, rate), SAMPLING_RATE)
-        rows.append({"id": str(index), "audio": {"path": str(path)}})
+        rows.append({"id": str(index), "audio": {"path": str(path)}, "text": sentence})
+    return rows
+
+
+def word_error_rate(transcriber, rows: list[dict]) -> str:
+    from normalizers import get_normalizer
+    from whisper_finetuning.metrics import error_rate
+
+    texts = {t.row["id"]: t.text for t in transcriber(rows)}
+    rate = error_rate([r["text"] for r in rows], [texts.get(r["id"], "") for r in rows], "wer", get_normalizer("en"))
+    return f"{rate.percent:.2f}"
+
+
+def eval_row(batch: int) -> dict:
+    from whisper_finetuning.evaluation.transcriber import Transcriber
+    from whisper_finetuning.loading import language_kwargs, load_whisper
+
+    model, processor = load_whisper("openai/whisper-base", dtype=torch.float16)
+    model = model.cuda()
+    rows = spoken_rows()
     transcriber = Transcriber(model, processor, language_kwargs(model, "en"), batch_size=batch)
-    transcriber(rows)
+    wer = word_error_rate(transcriber, rows)
     return {"setup": f"evaluation, whisper-base fp16, batch {batch}", "samples/s": "-", "peak memory GiB": "-",
-            "MFU": "-", "RTFx": f"{transcriber.throughput.rtfx:.0f}"}
+            "MFU": "-", "RTFx": f"{transcriber.throughput.rtfx:.0f}", "WER": wer}
+
+
+def eval_ct2_row(batch: int) -> dict:
+    """run_eval.py --backend ctranslate2: whisper-base exported to float16, the same clips and batch."""
+    from whisper_finetuning.export.checkpoint import load_for_export
+    from whisper_finetuning.export.ct2_transcriber import CT2Transcriber, load_ctranslate2
+    from whisper_finetuning.export.ctranslate2 import convert_to_ctranslate2
+
+    folder = Path(tempfile.mkdtemp()) / "whisper-base-ct2-float16"
+    convert_to_ctranslate2(*load_for_export("openai/whisper-base"), folder, "float16")
+    model, processor = load_ctranslate2(str(folder), device="cuda")
+    transcriber = CT2Transcriber(model, processor, {"language": "en", "task": "transcribe"}, batch_size=batch)
+    wer = word_error_rate(transcriber, spoken_rows())
+    return {"setup": f"evaluation, whisper-base CTranslate2 float16, batch {batch}", "samples/s": "-",
+            "peak memory GiB": "-", "MFU": "-", "RTFx": f"{transcriber.throughput.rtfx:.0f}", "WER": wer}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--setup", choices=[*SETUPS, "eval"], help="measure one setup, print one JSON line")
+    parser.add_argument("--setup", choices=[*SETUPS, "eval", "eval_ct2"], help="measure one setup, print one JSON line")
     parser.add_argument("--table", type=Path, help="print the table of the JSON lines in this file")
     parser.add_argument("--steps", type=int, default=10, help="measured optimizer steps per setup (after 3 warm-up)")
     parser.add_argument("--batch_size", type=int, default=16)
@@ -143,6 +175,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.setup == "eval":
         row = eval_row(args.batch_size)
+    elif args.setup == "eval_ct2":
+        row = eval_ct2_row(args.batch_size)
     else:
         name, settings = SETUPS[args.setup]
         row = train_row(name, args.steps, args.batch_size, **settings)

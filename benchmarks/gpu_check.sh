@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU check (at most 9.5 minutes on one GPU: each setup has its own time limit): whisper-small training samples/s, peak memory and model FLOP
-# utilisation with fp16, bf16, 8-bit AdamW and DeepSpeed ZeRO-2, and evaluation RTFx; prints one table.
+# GPU check (at most 11.5 minutes on one GPU: each setup has its own time limit): whisper-small training samples/s, peak memory and model FLOP
+# utilisation with fp16, bf16, 8-bit AdamW and DeepSpeed ZeRO-2, and evaluation RTFx and WER of the transformers and
+# CTranslate2 backends; prints one table.
 # Run in an environment made by scripts/setup.sh with a CUDA torch and EXTRAS=weights,demo,dev,deepspeed,bnb:
 #   bash benchmarks/gpu_check.sh
 # Each setup runs in its own process (DeepSpeed under torchrun, as scripts/run.sh launches it); a setup that fails
@@ -17,7 +18,9 @@ for setup in fp16 bf16 adam8bit; do
 done
 timeout 180 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 1 benchmarks/gpu_check.py --setup zero2 \
   | tee -a "$results" || echo '{"setup": "zero2", "samples/s": "failed (see above)"}' >> "$results"
-timeout 120 "$PYTHON" benchmarks/gpu_check.py --setup eval | tee -a "$results" \
-  || echo '{"setup": "eval", "RTFx": "failed (see above)"}' >> "$results"
+for setup in eval eval_ct2; do
+  timeout 75 "$PYTHON" benchmarks/gpu_check.py --setup "$setup" | tee -a "$results" \
+    || echo "{\"setup\": \"$setup\", \"RTFx\": \"failed (see above)\"}" >> "$results"
+done
 echo
 "$PYTHON" benchmarks/gpu_check.py --table "$results"

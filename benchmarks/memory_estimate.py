@@ -13,9 +13,10 @@ The estimate (GPU, fp16/bf16 mixed precision as the shipped configs use it, floa
                     decoder's labels; with activation checkpointing only each layer's 16-bit input is kept
                     (2 x positions x d_model) plus one layer's full activations during the recomputation.
 CUDA context, allocator slack and the evaluation's generate() come on top (about 1-2 GB in practice).
-`--measure`: whisper-base, float32 on this CPU (so weights, gradients and activations are 4-byte), batch 4: the
-peak resident memory of one training step (forward, backward, AdamW step) minus that of the loaded model, in a
-fresh process per setup, next to the same estimate computed for float32 and that batch.
+`--measure`: whisper-base, float32 on this CPU (so weights, gradients and activations are 4-byte), batch 4 (or
+--measure_batch_size): the peak resident memory of --measure_steps training steps (forward, backward, AdamW step)
+minus that of the loaded model, in a fresh process per setup, next to the same estimate computed for float32 and
+that batch; with the share of parameters trained and the samples/s of the steps after the first, side by side.
 """
 
 import argparse
@@ -23,6 +24,7 @@ import json
 import resource
 import subprocess
 import sys
+import time
 
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
@@ -78,8 +80,8 @@ def table(batch: int, rank: int) -> str:
     return "\n".join(lines)
 
 
-def measure_one(setup: str, batch: int) -> dict:
-    """Run in a fresh process: peak RSS of a training step above the loaded model (float32, CPU)."""
+def measure_one(setup: str, batch: int, steps: int) -> dict:
+    """Run in a fresh process: peak RSS of training steps above the loaded model (float32, CPU), and their speed."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
@@ -89,17 +91,26 @@ def measure_one(setup: str, batch: int) -> dict:
                                                                                        "out_proj"]))
     if setup.endswith("checkpointing"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     features = torch.randn(batch, 80, 3000)
     labels = torch.randint(0, 50000, (batch, LABEL_LENGTH))
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    model(input_features=features, labels=labels).loss.backward()
-    optimizer.step()
+    times = []
+    for _ in range(steps):
+        began = time.perf_counter()
+        model(input_features=features, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - began)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"setup": setup, "measured": (peak - loaded - features.numel() * 4) / GIB}
+    timed = times[1:] or times  # the first step also allocates the optimizer's states
+    return {"setup": setup, "measured": (peak - loaded - features.numel() * 4) / GIB,
+            "trainable_share": trained / sum(p.numel() for p in model.parameters()),
+            "samples_per_second": batch * len(timed) / sum(timed)}
 
 
-def measure(batch: int) -> str:
+def measure(batch: int, steps: int) -> str:
     config = config_of("base")
     count, adapter = parameters(config), lora_parameters(config, 32)
     # float32 on CPU: gradients 4 + AdamW moments 8 bytes per trained parameter, activations in 4 bytes.
@@ -109,13 +120,15 @@ def measure(batch: int) -> str:
         "lora": 12 * adapter + activation_bytes(config, batch, False, 4),
         "lora, checkpointing": 12 * adapter + activation_bytes(config, batch, True, 4),
     }
-    lines = [f"\nwhisper-base here (CPU, float32, batch {batch}): memory of one training step above the loaded model",
-             "| setup | estimated | measured |", "|---|---|---|"]
+    lines = [f"\nwhisper-base here (CPU, float32, batch {batch}, {steps} steps per setup in a fresh process, the "
+             f"first not timed): memory of the training steps above the loaded model, and their speed",
+             "| setup | trained parameters | estimated | measured | samples/s |", "|---|---|---|---|---|"]
     for setup, estimate in estimates.items():
-        run = subprocess.run([sys.executable, __file__, "--measure_one", setup, "--batch_size", str(batch)],
-                             capture_output=True, text=True, check=True)
-        measured = json.loads(run.stdout.strip().splitlines()[-1])["measured"]
-        lines.append(f"| {setup} | {estimate / GIB:.2f} GB | {measured:.2f} GB |")
+        run = subprocess.run([sys.executable, __file__, "--measure_one", setup, "--batch_size", str(batch),
+                              "--measure_steps", str(steps)], capture_output=True, text=True, check=True)
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        lines.append(f"| {setup} | {100 * result['trainable_share']:.2f} % | {estimate / GIB:.2f} GB | "
+                     f"{result['measured']:.2f} GB | {result['samples_per_second']:.2f} |")
     return "\n".join(lines)
 
 
@@ -125,14 +138,16 @@ def main() -> None:
     parser.add_argument("--lora_r", type=int, default=32)
     parser.add_argument("--measure", action="store_true", help="also measure whisper-base on this machine")
     parser.add_argument("--measure_batch_size", type=int, default=4)
+    parser.add_argument("--measure_steps", type=int, default=3, help="training steps per measured setup (the first "
+                        "is not timed)")
     parser.add_argument("--measure_one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_one:
-        print(json.dumps(measure_one(args.measure_one, args.batch_size)))
+        print(json.dumps(measure_one(args.measure_one, args.batch_size, args.measure_steps)))
         return
     print(table(args.batch_size, args.lora_r))
     if args.measure:
-        print(measure(args.measure_batch_size))
+        print(measure(args.measure_batch_size, args.measure_steps))
 
 
 if __name__ == "__main__":

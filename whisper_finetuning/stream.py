@@ -25,7 +25,8 @@ from .inference.vad import VoiceActivity
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m whisper_finetuning.stream", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="checkpoint folder or Hub id")
+    parser.add_argument("--model", required=True, help="checkpoint folder, LoRA adapter, CTranslate2 export (run by "
+                        "faster-whisper) or Hub id")
     parser.add_argument("--source", required=True, help="stream URL (HTTP/Icecast, HLS .m3u8) or audio file")
     parser.add_argument("--language", help="language code (e.g. sv); default: detected from the first speech")
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"], help="Whisper's task")

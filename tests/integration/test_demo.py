@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.heavy  # about 12 min alone on 2 cores: `bash configs/test.sh -m heavy`
 def test_quick_demo_produces_the_report_and_lowers_wer(tmp_path):
     out = tmp_path / "demo"
     run = subprocess.run([sys.executable, "-m", "whisper_finetuning.demo", "--quick", "--output_dir", str(out)],

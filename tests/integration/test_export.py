@@ -76,6 +76,29 @@ def test_ctranslate2_export_transcribes_like_the_trained_model(model, quantizati
     assert default["wer"] < UNDERSTOOD and exported["wer"] < UNDERSTOOD, (default, exported)
     if quantization == "float32":  # the same WER (issue: within 0.5); int8 on 49 words moves by a word or two
         assert abs(exported["wer"] - default["wer"]) <= 0.5, (default, exported)
+        check_live_captions_of_the_export(model, out, rows)
+
+
+def check_live_captions_of_the_export(model: str, export_dir, rows: list[dict]) -> None:
+    """The app and the stream command on the float32 export: a live-caption window of the six clips one after the
+    other gives the trained model's words at the trained model's times (the alignment once covered only the first
+    half of the window when it was given encoder positions instead of log-mel frames: every later word got one
+    time, and live captions repeated sentences)."""
+    import numpy as np
+
+    from whisper_finetuning.inference.agreement import word_key
+    from whisper_finetuning.inference.model import load_for_inference
+    from whisper_finetuning.inference.streaming import ModelWindows
+
+    audio = np.concatenate([decode_row_audio(row["audio"]) for row in rows]).astype(np.float32)
+    assert 15 < len(audio) / 16000 < 30
+    windows = {name: ModelWindows(load_for_inference(name, dtype="float32"), "en")(audio, prompt="")
+               for name in (model, str(export_dir))}
+    trained, exported = windows[model].words, windows[str(export_dir)].words
+    assert [word_key(w.text) for w in exported] == [word_key(w.text) for w in trained]
+    for ours, theirs in zip(exported, trained):
+        assert abs(ours.start - theirs.start) <= 0.06 and abs(ours.end - theirs.end) <= 0.5, (ours, theirs)
+    assert exported[-1].end > len(audio) / 16000 - 3  # the last word is timed near the end, not in the middle
 
 
 @pytest.mark.parametrize("model, quantization", [("openai/whisper-tiny.en", "float16"),

@@ -170,3 +170,38 @@ def test_an_unknown_quantization_is_a_clear_error(trained, tmp_path, capsys):
         export_main(["--model", str(trained), "--quantization", "int4", "--output_dir", str(tmp_path / "o")])
     error = capsys.readouterr().err
     assert "unknown quantization 'int4' for --to ctranslate2; choose one of float32, float16" in error
+
+
+def test_the_app_and_stream_command_run_an_export_as_they_run_the_trained_model(trained, corpus, tmp_path):
+    """load_for_inference takes the export: a streaming window gives the trained model's words (float32), timed
+    inside the window, and a recording over 30 s comes back as ordered segments from faster-whisper's long form."""
+    from whisper_finetuning.data.audio import decode_row_audio
+    from whisper_finetuning.inference.long_audio import transcribe_long
+    from whisper_finetuning.inference.model import load_for_inference
+    from whisper_finetuning.inference.streaming import ModelWindows
+
+    # Word times need alignment heads that exist in the tiny model (the fixture keeps whisper-base's, which point
+    # past its 2 layers x 2 heads: CTranslate2 would read out of bounds).
+    shutil.copytree(trained, tmp_path / "trained")
+    trained = tmp_path / "trained"
+    generation = json.loads((trained / "generation_config.json").read_text())
+    (trained / "generation_config.json").write_text(json.dumps({**generation, "alignment_heads": [[1, 0], [1, 1]]}))
+    exported = convert_to_ctranslate2(*load_for_export(str(trained)), tmp_path / "ct2", "float32")
+    clip = decode_row_audio(rows(corpus, 1)[0]["audio"]).astype(np.float32)
+    loaded_export = load_for_inference(str(exported))
+    loaded_trained = load_for_inference(str(trained), dtype="float32")
+    assert (loaded_export.backend, loaded_trained.backend) == ("ctranslate2", "transformers")
+    assert loaded_export.languages() == loaded_trained.languages()
+    export_window = ModelWindows(loaded_export, "sv")(clip, prompt="")
+    trained_window = ModelWindows(loaded_trained, "sv")(clip, prompt="")
+    assert export_window.words and export_window.language == "sv"
+    # The random model's logits are nearly flat: float32 rounding differences let the two runs part after a few
+    # words (the export's parity tests cap the length at 8 tokens for this reason).
+    assert [w.text for w in export_window.words[:4]] == [w.text for w in trained_window.words[:4]]
+    seconds = len(clip) / 16000
+    for word in export_window.words:
+        assert 0 <= word.start <= word.end <= seconds + 0.02
+    long_recording = np.concatenate([clip] * int(np.ceil(40 / seconds)))
+    segments = transcribe_long(loaded_export, long_recording, loaded_export.generate_kwargs("sv"))
+    assert segments and all(a.start <= b.start for a, b in zip(segments, segments[1:]))
+    assert segments[-1].end <= len(long_recording) / 16000 + 0.02

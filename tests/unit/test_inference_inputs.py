@@ -94,8 +94,8 @@ def test_checkpoint_kinds_and_what_is_refused(tmp_path, tiny_model_dir):
     (export / "model.bin").write_bytes(b"\0")
     (export / "config.json").write_text(json.dumps({"alignment_heads": [[0, 0]], "lang_ids": []}))
     assert checkpoint_kind(str(export)) == "ctranslate2"
-    with pytest.raises(ModelFormatError, match="CTranslate2 export"):
-        check_checkpoint(str(export))
+    with pytest.raises(ModelFormatError, match="cannot load the CTranslate2 export .*processor files"):
+        load_for_inference(str(export))  # a real export runs: test_export_ctranslate2.py
     with pytest.raises(ModelFormatError, match="no config.json"):
         check_checkpoint(str(tmp_path))
     no_processor = tmp_path / "weights-only"
@@ -173,3 +173,31 @@ def test_microphone_audio_arriving_slower_than_real_time_is_reported(tiny_infere
     finally:
         session.stop()
     assert session.done.is_set() and session.error is None and session.shortfall() is None
+
+
+def test_long_recordings_get_run_evals_guards_and_a_fixed_seed(tiny_model_dir):
+    """The app's long-form path decodes a recording over 30 s with run_eval.py's guards (temperature fallback,
+    no-speech skip), seeded, and a short one plainly; the caller's language and task win."""
+    from whisper_finetuning.evaluation.arguments import LONG_FORM_GUARDS
+    from whisper_finetuning.inference.long_audio import transcribe_long
+
+    loaded = load_for_inference(str(tiny_model_dir), dtype="float32")
+    calls = []
+
+    def recording_generate(input_features, **kwargs):
+        calls.append({"frames": input_features.shape[-1], "seed_draw": torch.rand(1).item(), **kwargs})
+        return {"segments": [[]]}
+
+    loaded.model.generate = recording_generate
+    torch.manual_seed(123)
+    before = torch.rand(1).item()
+    torch.manual_seed(123)
+    for seconds in (45, 45, 5):
+        transcribe_long(loaded, np.zeros(seconds * 16000, dtype=np.float32) + 0.01, {"language": "sv", "task": "transcribe"})
+    assert torch.rand(1).item() == before  # the caller's random state is left as it was
+    long_a, long_b, short = calls
+    assert long_a["frames"] > 3000 and short["frames"] == 3000
+    for name, value in LONG_FORM_GUARDS.items():
+        assert long_a[name] == value and name not in short
+    assert long_a["language"] == "sv" and long_a["task"] == "transcribe"
+    assert long_a["seed_draw"] == long_b["seed_draw"]  # the fallback's sampling starts from the same seed each time

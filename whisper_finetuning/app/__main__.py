@@ -16,8 +16,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m whisper_finetuning.app", description=(
         "A web app around one Whisper model: transcribe files and microphone recordings, caption the microphone "
         "and stream URLs live, download SRT and WebVTT."))
-    parser.add_argument("--model", required=True, help="a checkpoint folder the kit wrote (training output or "
-                        "checkpoint-N) or a Hub id such as openai/whisper-base")
+    parser.add_argument("--model", required=True, help="a folder the kit wrote (training output, checkpoint-N, "
+                        "LoRA adapter, or a CTranslate2 export, run by faster-whisper) or a Hub id such as "
+                        "openai/whisper-base")
     parser.add_argument("--language", help="language selected at start (a code such as sv); default: detect")
     parser.add_argument("--dtype", default="auto", help="auto (float16 on GPU, bfloat16 on CPUs with native "
                         "bfloat16, else float32), float32, float16 or bfloat16")

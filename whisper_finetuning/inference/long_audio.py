@@ -3,14 +3,20 @@ generate on the whole log-mel): each 30 s window starts where the last complete 
 so no word is cut at a window border. The transformers pipeline's chunking with stride is not offered: on a fresh
 test environment it ended a 50 s recording with "see you in the next video" repeated to the token limit, where
 long-form decoding did not (tests/integration/test_live_stream.py); benchmarks/stream_replay.py still measures it
-as the baseline.
+as the baseline. Recordings over 30 s get run_eval.py's guards (temperature fallback on repetitive or unlikely
+windows, no-speech skip), seeded so the same recording gives the same text in every run. CTranslate2 exports take
+faster-whisper's long-form decoding with the same guards (ctranslate2_backend.py).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from ..data.audio import SAMPLING_RATE
+from ..evaluation.arguments import LONG_FORM_GUARDS
+from .ctranslate2_backend import ct2_long_form
+
 
 @dataclass
 class Segment:
@@ -22,6 +28,8 @@ class Segment:
 def transcribe_long(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment]:
     """Segments of a recording of any length (16 kHz mono), under the model's lock."""
     with loaded.lock:
+        if loaded.backend == "ctranslate2":
+            return [Segment(*segment) for segment in ct2_long_form(loaded, audio, generate_kwargs) if segment[2]]
         return _long_form(loaded, audio, generate_kwargs)
 
 
@@ -32,10 +40,13 @@ def _long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment
     if inputs.input_features.shape[-1] < 3000:  # short audio: one padded 30 s window
         inputs = processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_attention_mask=True,
                                              return_tensors="pt")
-    with torch.inference_mode():
+    guards = LONG_FORM_GUARDS if inputs.input_features.shape[-1] > 3000 else {}
+    devices = [model.device] if model.device.type == "cuda" else []
+    with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0)  # the fallback samples: the same recording, the same text
         output = model.generate(inputs.input_features.to(model.device, model.dtype),
                                 attention_mask=inputs.attention_mask.to(model.device), return_timestamps=True,
-                                return_segments=True, **generate_kwargs)
+                                return_segments=True, **{**guards, **generate_kwargs})
     segments = []
     for segment in output["segments"][0]:
         text = processor.tokenizer.decode(segment["tokens"], skip_special_tokens=True).strip()

@@ -3,8 +3,8 @@ machine, fast CPU attention, and a lock so that callers on several threads (the 
 
 Every way a model reaches the app or the stream command goes through `load_for_inference`, the one place that
 decides how a kind of model is run. A LoRA adapter folder is loaded by `loading.load_whisper` onto its base model
-and merged (the app then runs a plain Whisper model); a CTranslate2 export stops with an error that says what to
-pass instead (running exports through faster-whisper would be added here).
+and merged (the app then runs a plain Whisper model); a CTranslate2 export (`python -m whisper_finetuning.export`)
+is run by faster-whisper in the type it was exported in (ctranslate2_backend.py), what will be deployed.
 """
 
 import json
@@ -15,6 +15,7 @@ from pathlib import Path
 from normalizers import get_language
 
 from ..evaluation.cpu_attention import enable_fast_cpu_attention
+from ..export.ct2_transcriber import load_ctranslate2
 from ..loading import choose_dtype, is_adapter, language_kwargs, load_whisper
 
 
@@ -47,10 +48,6 @@ def check_checkpoint(name_or_path: str) -> None:
     (LoRA adapter folders are fine: `load_whisper` merges them into their base model)."""
     kind = checkpoint_kind(name_or_path)
     path = Path(name_or_path)
-    if kind == "ctranslate2":
-        raise ModelFormatError(
-            f"{path} is a CTranslate2 export (model.bin); this app runs Hugging Face transformers checkpoints. "
-            f"Pass the checkpoint folder it was exported from (with config.json and model.safetensors).")
     if kind == "transformers":
         if not (path / "config.json").is_file():
             raise ModelFormatError(f"{path} is not a model checkpoint: it has no config.json. Pass a training "
@@ -64,9 +61,10 @@ def check_checkpoint(name_or_path: str) -> None:
 class InferenceModel:
     """A loaded model and its processor. Hold `lock` around every use: one transcription runs at a time."""
 
-    model: object
+    model: object  # a transformers WhisperForConditionalGeneration, or a faster_whisper.WhisperModel
     processor: object
     name: str
+    backend: str = "transformers"  # or "ctranslate2"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -90,8 +88,15 @@ class InferenceModel:
 
 
 def load_for_inference(name_or_path: str, dtype: str = "auto") -> InferenceModel:
-    """Load a Hub id or a checkpoint folder the kit wrote (a training output or a checkpoint-N folder)."""
+    """Load a Hub id or a folder the kit wrote: a training output, a checkpoint-N folder, a LoRA adapter or a
+    CTranslate2 export (`dtype` applies to transformers models; an export runs in the type it was exported in)."""
     check_checkpoint(name_or_path)
+    if checkpoint_kind(name_or_path) == "ctranslate2":
+        try:
+            model, processor = load_ctranslate2(name_or_path)
+        except (OSError, ValueError, RuntimeError) as error:  # processor files missing, model.bin unreadable
+            raise ModelFormatError(f"cannot load the CTranslate2 export {name_or_path}: {error}") from error
+        return InferenceModel(model, processor, name_or_path, backend="ctranslate2")
     try:
         model, processor = load_whisper(name_or_path, dtype=choose_dtype(dtype))
     except (OSError, ValueError) as error:  # no such id, no processor saved with the model, adapter without base

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.audio import SAMPLING_RATE
 from .agreement import LocalAgreement
+from .ctranslate2_backend import CT2WordTranscriber
 from .guards import Guards
 from .vad import WINDOW_SECONDS, VoiceActivity
 from .words import SENTENCE_END, WindowTranscript, Word, WordTranscriber
@@ -259,7 +260,7 @@ class ModelWindows:
 
     def __init__(self, loaded, language: str | None, task: str = "transcribe"):
         self.loaded = loaded
-        self.words = WordTranscriber(loaded)
+        self.words = CT2WordTranscriber(loaded) if loaded.backend == "ctranslate2" else WordTranscriber(loaded)
         self.generate_kwargs = loaded.generate_kwargs(language, task)
 
     @property
