@@ -73,3 +73,33 @@ def test_training_evaluation_and_export(v3_model_dir, corpus, tmp_path):
     export_main(["--model", str(trained), "--to", "ggml", "--quantization", "float16", "--output_dir",
                  str(tmp_path / "ggml")])
     assert (tmp_path / "ggml" / "ggml-model.bin").is_file()
+
+
+def test_the_app_runs_them_and_their_export(v3_model_dir, tmp_path):
+    """The app's and the stream command's model path (load_for_inference, live-caption windows, long-form files) on
+    the v3 shapes, as checkpoints and as CTranslate2 exports: 128-bin features, <|yue|> among the languages."""
+    import shutil
+
+    from whisper_finetuning.export.checkpoint import load_for_export
+    from whisper_finetuning.export.ctranslate2 import convert_to_ctranslate2
+    from whisper_finetuning.inference.long_audio import transcribe_long
+    from whisper_finetuning.inference.model import load_for_inference
+    from whisper_finetuning.inference.streaming import ModelWindows
+
+    # Alignment heads inside the tiny decoder (the builder keeps whisper-base's, which point past its layers).
+    model_dir = tmp_path / "model"
+    shutil.copytree(v3_model_dir, model_dir)
+    generation = json.loads((model_dir / "generation_config.json").read_text())
+    (model_dir / "generation_config.json").write_text(json.dumps({**generation, "alignment_heads": [[1, 0], [1, 1]]}))
+    export_dir = convert_to_ctranslate2(*load_for_export(str(model_dir)), tmp_path / "ct2", "float32")
+    rng = np.random.default_rng(0)
+    window = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)
+    recording = (0.1 * rng.standard_normal(35 * 16000)).astype(np.float32)
+    for name in (str(model_dir), str(export_dir)):
+        loaded = load_for_inference(name, dtype="float32")
+        assert "yue" in loaded.languages() and len(loaded.languages()) == 100
+        transcript = ModelWindows(loaded, "yue")(window, prompt="")
+        assert transcript.language == "yue"
+        assert all(0 <= w.start <= w.end <= 3.02 for w in transcript.words), transcript.words
+        segments = transcribe_long(loaded, recording, loaded.generate_kwargs("yue"))
+        assert all(0 <= s.start <= s.end <= 35.02 for s in segments), segments

@@ -47,9 +47,11 @@ def _long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment
         output = model.generate(inputs.input_features.to(model.device, model.dtype),
                                 attention_mask=inputs.attention_mask.to(model.device), return_timestamps=True,
                                 return_segments=True, **{**guards, **generate_kwargs})
-    segments = []
+    segments, duration = [], len(audio) / SAMPLING_RATE
     for segment in output["segments"][0]:
         text = processor.tokenizer.decode(segment["tokens"], skip_special_tokens=True).strip()
-        if text:
-            segments.append(Segment(float(segment["start"]), float(segment["end"]), text))
+        # A window's timestamp tokens can point past the end of the recording (seen on random v3-shaped models):
+        # subtitles stop where the audio does.
+        if text and float(segment["start"]) < duration:
+            segments.append(Segment(float(segment["start"]), min(float(segment["end"]), duration), text))
     return segments
