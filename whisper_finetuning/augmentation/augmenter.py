@@ -5,8 +5,9 @@ the same augmentation in every run, after a resume too, whichever thread of the 
 
 Thread safety: audiomentations draws from the process-global generators and keeps what it drew on the transform
 object, so the transforms run inside `seeding.global_random_seeded` (one process-wide lock; the generators seeded
-from the key and put back afterwards). Decoding, resampling and log-mel still run in parallel outside the lock; augmentation itself runs one
-sample at a time (see benchmarks/input_pipeline.py --augmentation_config for what that costs).
+from the key and put back afterwards). Decoding, resampling and log-mel still run in parallel outside the lock;
+augmentation itself runs one sample at a time (see benchmarks/input_pipeline.py --augmentation_config for what that
+costs).
 """
 
 from dataclasses import dataclass, replace

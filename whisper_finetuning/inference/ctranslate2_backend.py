@@ -48,8 +48,8 @@ class CT2WordTranscriber:
             language = "en"
         elif language is None:
             language = whisper.detect_language(encoder_output)[0][0][0].strip("<|>")
-        tokenizer = Tokenizer(self.model.hf_tokenizer, whisper.is_multilingual,
-                              task=generate_kwargs.get("task") or "transcribe", language=language)
+        task = generate_kwargs.get("task") or "transcribe"
+        tokenizer = Tokenizer(self.model.hf_tokenizer, whisper.is_multilingual, task=task, language=language)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
         request = self.model.get_prompt(tokenizer, previous, without_timestamps=True)
         max_new_tokens = int(TOKENS_PER_SECOND_LIMIT * len(audio) / SAMPLING_RATE) + 8
@@ -62,8 +62,8 @@ class CT2WordTranscriber:
         avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(result.sequences_ids[0]) + 1)
         words = []
         if text_tokens:
-            aligner = aligning_tokenizer()(self.model.hf_tokenizer, whisper.is_multilingual,
-                                           task=generate_kwargs.get("task") or "transcribe", language=language)
+            aligner = aligning_tokenizer()(self.model.hf_tokenizer, whisper.is_multilingual, task=task,
+                                           language=language)
             alignment = self.model.find_alignment(aligner, [text_tokens], encoder_output,
                                                   mel_frames(len(audio)))[0]
             merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
@@ -104,7 +104,4 @@ def ct2_long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[tupl
     segments, _ = loaded.model.transcribe(audio.astype(np.float32), language=generate_kwargs.get("language"),
                                           task=generate_kwargs.get("task") or "transcribe", beam_size=1,
                                           without_timestamps=False, **guards)
-    # A window's last timestamp token can point past the end of the audio (seen with faster-whisper on a random
-    # model): subtitles stop where the recording does.
-    duration = len(audio) / SAMPLING_RATE
-    return [(float(s.start), min(float(s.end), duration), s.text.strip()) for s in segments if s.start < duration]
+    return [(float(s.start), float(s.end), s.text.strip()) for s in segments]

@@ -27,13 +27,17 @@ class Segment:
 
 def transcribe_long(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment]:
     """Segments of a recording of any length (16 kHz mono), under the model's lock."""
+    long_form = ct2_long_form if loaded.backend == "ctranslate2" else _long_form
     with loaded.lock:
-        if loaded.backend == "ctranslate2":
-            return [Segment(*segment) for segment in ct2_long_form(loaded, audio, generate_kwargs) if segment[2]]
-        return _long_form(loaded, audio, generate_kwargs)
+        segments = long_form(loaded, audio, generate_kwargs)
+    # A window's timestamp tokens can point past the end of the recording (seen on random models, with both
+    # backends): subtitles stop where the audio does.
+    duration = len(audio) / SAMPLING_RATE
+    return [Segment(start, min(end, duration), text) for start, end, text in segments if text and start < duration]
 
 
-def _long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment]:
+def _long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[tuple[float, float, str]]:
+    """(start, end, text) of each segment, from transformers' generate() on the whole log-mel."""
     model, processor = loaded.model, loaded.processor
     inputs = processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, truncation=False, padding="longest",
                                          return_attention_mask=True, return_tensors="pt")
@@ -47,11 +51,6 @@ def _long_form(loaded, audio: np.ndarray, generate_kwargs: dict) -> list[Segment
         output = model.generate(inputs.input_features.to(model.device, model.dtype),
                                 attention_mask=inputs.attention_mask.to(model.device), return_timestamps=True,
                                 return_segments=True, **{**guards, **generate_kwargs})
-    segments, duration = [], len(audio) / SAMPLING_RATE
-    for segment in output["segments"][0]:
-        text = processor.tokenizer.decode(segment["tokens"], skip_special_tokens=True).strip()
-        # A window's timestamp tokens can point past the end of the recording (seen on random v3-shaped models):
-        # subtitles stop where the audio does.
-        if text and float(segment["start"]) < duration:
-            segments.append(Segment(float(segment["start"]), min(float(segment["end"]), duration), text))
-    return segments
+    return [(float(segment["start"]), float(segment["end"]),
+             processor.tokenizer.decode(segment["tokens"], skip_special_tokens=True).strip())
+            for segment in output["segments"][0]]
