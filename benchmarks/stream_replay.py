@@ -1,6 +1,7 @@
 """Live captions, measured: a recording replayed as a live stream, and the same recording transcribed offline.
 
-    python benchmarks/stream_replay.py [--model openai/whisper-base] [--min_steps 1.0 2.0] [--output_dir DIR]
+    python benchmarks/stream_replay.py [--model openai/whisper-base] [--min_steps 1.0 2.0]
+        [--encoder_seconds 30 10] [--output_dir DIR]
 
 The recording: the kit's English sentence lists (35 sentences), read twice in different orders by eight eSpeak NG
 voices, one sentence after the other with pauses of 0.3-1.5 s and one 6 s silence in the middle: 4.0 minutes.
@@ -8,7 +9,7 @@ The replay is computation-aware: the audio at stream time t arrives at clock tim
 works, and only idle waits are skipped (whisper_streaming's simulation), so lag and latency are what a live stream
 would see on this machine.
 
-Reported per chunk size: WER of the committed text (the English normalizer; the streaming WER should be at most 1.2x
+Reported per chunk size (and, for a CTranslate2 export, per encoder input length: StreamSettings.encoder_seconds): WER of the committed text (the English normalizer; the streaming WER should be at most 1.2x
 the offline one), word latency (the clock when a word is committed minus the word's end in the audio as the model
 timed it, median and 90th percentile; cross-attention times put a pause at the end of the word before it, up to
 ~0.4 s, so latencies of sentence-final words read a little short), first-word latency, real-time factor (model time
@@ -121,6 +122,8 @@ def main() -> None:
                         "export (`python -m whisper_finetuning.export --to ctranslate2`, run by faster-whisper)")
     parser.add_argument("--min_steps", type=float, nargs="+", default=[1.0, 2.0],
                         help="chunk sizes (StreamSettings.min_step) to replay with")
+    parser.add_argument("--encoder_seconds", type=float, nargs="+", default=[30.0],
+                        help="shortest encoder inputs to replay with (CTranslate2 exports; 30: the model's window)")
     parser.add_argument("--offline_methods", nargs="*", default=list(OFFLINE_METHODS), choices=OFFLINE_METHODS,
                         help="offline methods to compare: the kit's long-form decoding, the pipeline's chunking")
     parser.add_argument("--output_dir", type=Path, default=Path("output/stream_replay"))
@@ -146,15 +149,17 @@ def main() -> None:
         results["offline"][method] = {"wer": wer(reference, text), "rtf": seconds / duration, "transcript": text}
         print(f"offline {method}: WER {results['offline'][method]['wer']:.2f} %, RTF {seconds / duration:.3f}")
 
-    for min_step in args.min_steps:
-        clock = VirtualClock()
-        transcriber = StreamingTranscriber(ModelWindows(loaded, "en"), StreamSettings(min_step=min_step),
-                                           vad=VoiceActivity(), clock=clock.now)
-        updates = replay(audio, transcriber, clock)
-        metrics = stream_metrics(updates, transcriber, reference, duration)
-        results["streaming"][f"{min_step:g}"] = metrics
-        print(f"streaming, chunk {min_step:g} s: " + ", ".join(
-            f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
+    for encoder_seconds in args.encoder_seconds:
+        for min_step in args.min_steps:
+            clock = VirtualClock()
+            settings = StreamSettings(min_step=min_step, encoder_seconds=encoder_seconds)
+            transcriber = StreamingTranscriber(ModelWindows(loaded, "en", encoder_seconds=encoder_seconds), settings,
+                                               vad=VoiceActivity(), clock=clock.now)
+            updates = replay(audio, transcriber, clock)
+            metrics = stream_metrics(updates, transcriber, reference, duration)
+            results["streaming"][f"{min_step:g} s, encoder {encoder_seconds:g} s"] = metrics
+            print(f"streaming, chunk {min_step:g} s, encoder {encoder_seconds:g} s: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float)))
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.output_dir / "results.json", results)
@@ -168,11 +173,11 @@ def markdown(results: dict) -> str:
     lines = [f"Model {results['model']}, {results['audio_seconds']:.1f} s of audio.", "",
              "| offline method | WER % | RTF |", "|---|---|---|"]
     lines += [f"| {name} | {r['wer']:.2f} | {r['rtf']:.3f} |" for name, r in offline.items()]
-    lines += ["", "| chunk (min step) s | WER % | x offline | latency median / p90 s | first word s | RTF | "
+    lines += ["", "| chunk (min step), encoder input | WER % | x offline | latency median / p90 s | first word s | RTF | "
               "lag first / last third, max s | rewrites | dropped s | discarded | mean step s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for step, r in results["streaming"].items():
-        lines.append(f"| {step} | {r['wer']:.2f} | {r['wer'] / best:.2f} | {r['latency_median']:.2f} / "
+    for setting, r in results["streaming"].items():
+        lines.append(f"| {setting} | {r['wer']:.2f} | {r['wer'] / best:.2f} | {r['latency_median']:.2f} / "
                      f"{r['latency_p90']:.2f} | {r['first_word_latency']:.2f} | {r['rtf']:.3f} | "
                      f"{r['lag_first_third']:.2f} / {r['lag_last_third']:.2f}, {r['lag_max']:.2f} | "
                      f"{r['rewrite_rate']:.2f} | {r['dropped_seconds']:.1f} | {r['discarded']} | "

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         source = AudioSource(args.source, realtime={"auto": None, "true": True, "false": False}[args.realtime],
                              read_timeout=args.stall_seconds)
         loaded = load_for_inference(args.model, dtype=args.dtype)
-        windows = ModelWindows(loaded, args.language, args.task)
+        windows = ModelWindows(loaded, args.language, args.task, settings.encoder_seconds)
     except (ModelFormatError, AudioInputError, ValueError) as error:
         raise SystemExit(f"error: {error}")
     transcriber = StreamingTranscriber(windows, settings, vad=VoiceActivity())

@@ -121,9 +121,10 @@ def test_variant_flags_are_training_arguments():
     for name in variants:
         flags = compare.variant_flags(variants[name], {"corpus": "/data/corpus"})
         _, _, _, finetuning, train_data, balancing, retention, training = parse_config_and_flags(parser, base + flags)
-        if name == "replay":
+        if name.startswith("replay"):
             assert retention.replay_dataset_name == "/data/corpus/common_voice"
-            assert retention.replay_probability == 0.25
+            assert retention.replay_language == "en"
+            assert retention.replay_probability == {"replay": 0.25, "replay_light": 0.1}[name]
         assert finetuning.freeze_encoder is (name == "freeze_encoder")
         assert finetuning.use_peft is (name == "lora")
         assert training.learning_rate == (1e-3 if name == "lora" else 3e-5)

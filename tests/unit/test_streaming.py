@@ -230,6 +230,28 @@ def test_settings_refuse_a_buffer_longer_than_the_model_window():
         StreamSettings(max_buffer=31.0)
     with pytest.raises(ValueError, match="min_step"):
         StreamSettings(min_step=12.0, max_pending=10.0)
+    with pytest.raises(ValueError, match="encoder_seconds"):
+        StreamSettings(encoder_seconds=40.0)
+
+
+def test_a_shortened_encoder_input_covers_the_buffer_and_two_seconds_of_padding():
+    from whisper_finetuning.inference.ctranslate2_backend import encoder_frames
+
+    seconds = 16000
+    assert encoder_frames(int(7.5 * seconds), 30.0) == 3000  # the default: the model's whole window
+    assert encoder_frames(int(7.5 * seconds), 10.0) == 1000  # a short buffer: the floor
+    assert encoder_frames(int(12.3 * seconds), 10.0) == 1430  # a longer one: itself and 2 s of padding
+    assert encoder_frames(int(29.0 * seconds), 10.0) == 3000  # never past the window
+    assert encoder_frames(int(3.333 * seconds), 1.0) == 534  # 5.333 s = 533.3 frames: rounded up to an even count
+
+
+def test_a_shortened_encoder_input_is_refused_for_a_transformers_model():
+    from types import SimpleNamespace
+
+    from whisper_finetuning.inference.streaming import ModelWindows
+
+    with pytest.raises(ValueError, match="needs a CTranslate2 export"):
+        ModelWindows(SimpleNamespace(backend="transformers"), "en", encoder_seconds=10.0)
 
 
 def test_voice_activity_leaves_the_process_thread_count_alone():

@@ -6,7 +6,7 @@ import logging
 import transformers
 
 from ..inference.model import ModelFormatError, load_for_inference
-from ..inference.streaming import StreamSettings
+from ..inference.streaming import StreamSettings, check_encoder_seconds
 from .captions import CSS
 from .handlers import Handlers
 from .ui import build_demo
@@ -29,6 +29,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="longest file or recording the File and Microphone tabs accept")
     parser.add_argument("--min_step", type=float, default=StreamSettings.min_step,
                         help="live captions: seconds of new audio before the buffer is transcribed again")
+    parser.add_argument("--encoder_seconds", type=float, default=StreamSettings.encoder_seconds,
+                        help="live captions with a CTranslate2 export: the encoder sees the buffer plus 2 s, at least "
+                        "this many seconds, instead of 30 (faster, lower latency, some accuracy lost; "
+                        "benchmarks/stream_replay.py measures both)")
     parser.add_argument("--max_streams", type=int, default=2, help="live captions running at the same time")
     return parser.parse_args(argv)
 
@@ -41,7 +45,12 @@ def main(argv=None) -> None:
         loaded = load_for_inference(args.model, dtype=args.dtype)
     except ModelFormatError as error:
         raise SystemExit(f"error: {error}")
-    handlers = Handlers(loaded, StreamSettings(min_step=args.min_step), args.max_audio_minutes * 60)
+    try:
+        settings = StreamSettings(min_step=args.min_step, encoder_seconds=args.encoder_seconds)
+        check_encoder_seconds(loaded, settings.encoder_seconds)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}")
+    handlers = Handlers(loaded, settings, args.max_audio_minutes * 60)
     demo = build_demo(handlers, default_language=args.language, max_streams=args.max_streams)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, ssr_mode=False)
 

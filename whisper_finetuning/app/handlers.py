@@ -118,7 +118,8 @@ class Handlers:
             return
         try:
             audio_source = AudioSource(source, read_timeout=self.stall_seconds)
-            transcriber = StreamingTranscriber(ModelWindows(self.loaded, self._language(language), task),
+            transcriber = StreamingTranscriber(ModelWindows(self.loaded, self._language(language), task,
+                                                            self.stream_settings.encoder_seconds),
                                                self.stream_settings, vad=VoiceActivity())
         except (AudioInputError, ValueError) as error:
             yield empty, "", status(str(error), warning=True), None, None

@@ -24,7 +24,8 @@ SHORTFALL_AFTER_SECONDS = 5.0  # judge the audio the page sends against the wall
 class MicrophoneCaptions:
     def __init__(self, loaded, language: str | None, task: str, settings: StreamSettings):
         self.pieces: queue.Queue = queue.Queue()
-        self.transcriber = StreamingTranscriber(ModelWindows(loaded, language, task), settings, vad=VoiceActivity())
+        self.transcriber = StreamingTranscriber(ModelWindows(loaded, language, task, settings.encoder_seconds), settings,
+                                                vad=VoiceActivity())
         self.latest: Update | None = None
         self.warnings: list[str] = []
         self.error: str | None = None

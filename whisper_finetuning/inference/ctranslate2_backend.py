@@ -7,6 +7,11 @@ whole recording into segments (long_audio.py), so the streaming policy, the guar
   faster-whisper's `find_alignment`), no skipping or fallback: the kit's guards judge the hypothesis with the
   no-speech probability and mean log-probability of the decode. (faster-whisper's `transcribe(word_timestamps=True)`
   would re-decode the audio after the last word as a new window: five encoder passes for a 20 s buffer, measured.)
+- A shorter encoder input (`encoder_seconds`, opt-in, live captions only): the buffer plus 2 s of padding instead
+  of the padded 30 s (whisper.cpp's audio_ctx; CTranslate2 accepts any even frame count and uses the first
+  positional embeddings). The encoder is most of a step's cost: whisper-base int8 encoded 10 s in 0.5 s against 2.0 s
+  for 30 s here (one thread). The model was trained on 30 s windows only: benchmarks/stream_replay.py measures the
+  WER it costs.
 - A recording: faster-whisper's sequential long-form decoding with run_eval.py's guards (export.ct2_transcriber
   translates their names), seeded.
 """
@@ -22,6 +27,7 @@ from ..features.log_mel import LogMelExtractor
 from .words import TOKENS_PER_SECOND_LIMIT, WINDOW_SECONDS, WindowTranscript, Word, clip_long_words
 
 HOP_LENGTH = 160  # samples per log-mel frame
+ENCODER_PADDING_SECONDS = 2.0  # silence after the buffer in a shortened encoder input: where the speech ends
 
 # faster-whisper's (and OpenAI's) defaults: punctuation joined to the word next to it.
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
@@ -31,9 +37,10 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 class CT2WordTranscriber:
     """words.WordTranscriber for a faster_whisper.WhisperModel (use under `InferenceModel.lock`)."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, encoder_seconds: float = WINDOW_SECONDS):
         self.model = loaded.model
         self.log_mel = LogMelExtractor(loaded.processor.feature_extractor)  # the features the trained model saw
+        self.encoder_seconds = encoder_seconds
 
     def __call__(self, audio: np.ndarray, generate_kwargs: dict, prompt: str = "") -> WindowTranscript:
         from faster_whisper.tokenizer import Tokenizer
@@ -42,7 +49,7 @@ class CT2WordTranscriber:
         if len(audio) > WINDOW_SECONDS * SAMPLING_RATE:
             raise ValueError(f"a window holds at most {WINDOW_SECONDS:.0f} s, got {len(audio) / SAMPLING_RATE:.1f} s")
         whisper = self.model.model  # ctranslate2.models.Whisper
-        encoder_output = self.model.encode(self.log_mel(audio))
+        encoder_output = self.model.encode(self.encoder_input(audio))
         language = generate_kwargs.get("language")
         if not whisper.is_multilingual:
             language = "en"
@@ -71,6 +78,19 @@ class CT2WordTranscriber:
                                      for w in alignment if w["word"]])
         return WindowTranscript(words, language, no_speech_prob=float(result.no_speech_prob),
                                 avg_logprob=float(avg_logprob), truncated=len(text_tokens) >= max_new_tokens)
+
+    def encoder_input(self, audio: np.ndarray) -> np.ndarray:
+        """The log-mel features of the padded 30 s window, or of their first `encoder_frames` frames."""
+        features = self.log_mel(audio)
+        return np.ascontiguousarray(features[:, :encoder_frames(len(audio), self.encoder_seconds)])
+
+
+def encoder_frames(num_samples: int, encoder_seconds: float) -> int:
+    """Log-mel frames the encoder sees for a buffer: the buffer and ENCODER_PADDING_SECONDS of padding, at least
+    `encoder_seconds`, at most the 30 s window; an even count (the encoder's second convolution halves it)."""
+    seconds = max(num_samples / SAMPLING_RATE + ENCODER_PADDING_SECONDS, encoder_seconds)
+    frames = int(np.ceil(min(seconds, WINDOW_SECONDS) * SAMPLING_RATE / HOP_LENGTH))
+    return frames + frames % 2
 
 
 def mel_frames(num_samples: int) -> int:

@@ -48,6 +48,10 @@ class StreamSettings:
     prompt_chars: int = field(default=200, metadata={"help": "Characters of committed text given as the prompt."})
     agreement: int = field(default=2, metadata={"help": "How many consecutive transcriptions must agree on a word "
                                                 "(LocalAgreement-n)."})
+    encoder_seconds: float = field(default=MODEL_WINDOW_SECONDS, metadata={
+        "help": "CTranslate2 exports: the encoder sees the buffer plus 2 s of padding, at least this many seconds, "
+                "instead of the padded 30 s window it was trained on (whisper.cpp's audio_ctx). Shorter is faster "
+                "and lowers latency; it costs some accuracy: benchmarks/stream_replay.py measures both."})
 
     def __post_init__(self):
         if not 0 < self.min_step <= self.max_pending:
@@ -55,6 +59,8 @@ class StreamSettings:
         if not self.trim_after < self.max_buffer <= MODEL_WINDOW_SECONDS:
             raise ValueError(f"need trim_after < max_buffer <= {MODEL_WINDOW_SECONDS:.0f} s, got "
                              f"{self.trim_after} and {self.max_buffer}")
+        if not 0 < self.encoder_seconds <= MODEL_WINDOW_SECONDS:
+            raise ValueError(f"need 0 < encoder_seconds <= {MODEL_WINDOW_SECONDS:.0f} s, got {self.encoder_seconds}")
 
 
 @dataclass
@@ -253,14 +259,27 @@ class StreamingTranscriber:
         self.buffer_start += samples / SAMPLING_RATE
 
 
+def check_encoder_seconds(loaded, encoder_seconds: float) -> None:
+    if encoder_seconds < MODEL_WINDOW_SECONDS and loaded.backend != "ctranslate2":
+        raise ValueError(f"a shorter encoder input (encoder_seconds {encoder_seconds:g}) needs a CTranslate2 export "
+                         f"(python -m whisper_finetuning.export --to ctranslate2); transformers' Whisper encoder "
+                         f"takes the 30 s window only")
+
+
 class ModelWindows:
     """`transcribe(audio, prompt)` for the streaming transcriber with a loaded model (under its lock). Without a
     language, the first window with speech detects it and later windows keep it (a live caption should not switch
-    language in the middle of a sentence)."""
+    language in the middle of a sentence). `encoder_seconds` below 30 shortens the encoder input (CTranslate2
+    exports only: transformers' Whisper encoder accepts the 30 s window alone)."""
 
-    def __init__(self, loaded, language: str | None, task: str = "transcribe"):
+    def __init__(self, loaded, language: str | None, task: str = "transcribe",
+                 encoder_seconds: float = MODEL_WINDOW_SECONDS):
+        check_encoder_seconds(loaded, encoder_seconds)
         self.loaded = loaded
-        self.words = CT2WordTranscriber(loaded) if loaded.backend == "ctranslate2" else WordTranscriber(loaded)
+        if loaded.backend == "ctranslate2":
+            self.words = CT2WordTranscriber(loaded, encoder_seconds)
+        else:
+            self.words = WordTranscriber(loaded)
         self.generate_kwargs = loaded.generate_kwargs(language, task)
 
     @property
