@@ -28,7 +28,7 @@ from whisper_finetuning.evaluation.arguments import EvalArguments
 from whisper_finetuning.evaluation.cpu_attention import enable_fast_cpu_attention
 from whisper_finetuning.evaluation.interrupt import StopOnSignal
 from whisper_finetuning.evaluation.leaderboard import default_targets
-from whisper_finetuning.evaluation.reports import check_output_dir, merge_into_card, write_reports
+from whisper_finetuning.evaluation.reports import check_output_dir, dataset_label, merge_into_card, write_reports
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores, evaluate_rows
 from whisper_finetuning.evaluation.transcriber import Throughput, Transcriber
 from whisper_finetuning.export.ct2_transcriber import CT2Transcriber, load_ctranslate2
@@ -94,7 +94,7 @@ def main(argv=None) -> list[dict]:
         for target, rows, total in datasets:
             spec = target.spec
             transcriber.throughput = Throughput()  # RTFx per dataset
-            label = f"{target.pretty_name} {spec.config or ''} {spec.split}".replace("  ", " ")
+            label = dataset_label(target.pretty_name, spec.config, spec.split)
             scores, rows_out = evaluate_rows(transcriber, rows, normalization, total=total,
                                              description=label, max_samples=args.max_eval_samples)
             results.append({"dataset_name": target.pretty_name, "dataset_type": target.dataset_type,

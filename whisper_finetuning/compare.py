@@ -8,7 +8,8 @@ For each variant (its training arguments on top of the base config, see configs/
 2. run_eval.py on the dataset's test split (default: the config's datasets, split "test") and on FLEURS;
 3. the robustness curve: the first clips of the test split with noise added at each --snr (written once, see
    evaluation/robustness.py), transcribed by the base model (the config's model_name_or_path) and every fine-tuned
-   model, all on the same noisy clips.
+   model, all on the same noisy clips; each variant's WER difference from the first variant at each SNR, with a
+   paired-bootstrap interval over the clips that says whether the difference is clear (evaluation/paired.py).
 OUT/report holds results.md (the tables), comparison_wer.png, robustness_wer_vs_snr.png, each variant's model card
 (model_card_<variant>.md) and results.json with every number (each taken from a run_eval.py results.json under
 OUT/evals/<model>/).
@@ -33,7 +34,8 @@ import yaml
 from .args import config_to_flags, read_config
 from .cards import FLEURS_HUB, identify
 from .data.mixing import DatasetSpec, load_mixture, parse_dataset_specs
-from .evaluation.reports import RESULTS, same_model
+from .evaluation.paired import paired_differences, paired_table
+from .evaluation.reports import RESULTS, predictions_file, same_model
 from .evaluation.robustness import (DEFAULT_SNRS, NOISE_COLORS, NoisySets, RobustnessError, parse_snrs,
                                     plot_robustness, robustness_table, save_png, snr_label, write_noisy_sets)
 from .files import write_json_atomic, write_text_atomic
@@ -199,10 +201,13 @@ def scores(result: dict) -> dict:
     return {"wer": result["wer"], "cer": result["cer"], "metric": result["metric"], "samples": result["samples"]}
 
 
-def robustness_scores(results: list[dict], noisy: NoisySets) -> dict[str, dict]:
-    """SNR label -> scores, matched by the manifest each result was read from."""
+def robustness_scores(results: list[dict], noisy: NoisySets, output_dir: Path) -> dict[str, dict]:
+    """SNR label -> scores and the per-clip predictions file (for the paired comparison), matched by the manifest
+    each result was read from; `output_dir`: where run_eval wrote them."""
     by_source = {result["source"]: result for result in results}
-    return {noisy_set.label: scores(by_source[str(noisy_set.manifest)]) for noisy_set in noisy.sets}
+    return {noisy_set.label: {**scores(by_source[str(noisy_set.manifest)]),
+                              "predictions": str(output_dir / predictions_file(by_source[str(noisy_set.manifest)]))}
+            for noisy_set in noisy.sets}
 
 
 def robustness_flags(noisy: NoisySets) -> list[str]:
@@ -261,6 +266,7 @@ def write_report(report: Path, summary: dict, model_cards: dict[str, Path]) -> N
              f"{summary['robustness']['seed']}); the same clips for every model.", "",
              *robustness_table(robustness, snrs), "",
              f"![robustness]({plot_robustness(robustness, snrs, report / 'robustness_wer_vs_snr.png').name})", "",
+             *([*paired_table(summary["robustness"]["paired"], snrs), ""] if "paired" in summary["robustness"] else []),
              "## Variants", ""]
     for name, variant in summary["variants"].items():
         flags = shlex.join(variant["flags"]) or "(the base config as it is)"
@@ -404,7 +410,7 @@ def main(argv=None) -> dict:
                                        ["--language", language, *robustness_flags(noisy)], evals / "robustness",
                                        None, eval_config, cwd, {"noisy_clips": noisy.fingerprint})
         return {"model": model, "test_sets": {result_label(r): scores(r) for r in test_results},
-                "robustness": robustness_scores(noisy_results, noisy),
+                "robustness": robustness_scores(noisy_results, noisy, evals / "robustness"),
                 "results_json": {"test_sets": str(evals / "test_sets" / RESULTS),
                                  "robustness": str(evals / "robustness" / RESULTS)}}
 
@@ -431,6 +437,10 @@ def main(argv=None) -> dict:
                               "clips": noisy.description["clips"], "color": args.noise_color, "seed": args.noise_seed,
                               "folder": str(out / "robustness")},
                "models": models}
+    if len(summary_variants) > 1:  # each variant against the first (the baseline), clip by clip
+        summary["robustness"]["paired"] = paired_differences({name: models[name]["robustness"]
+                                                              for name in summary_variants},
+                                                             summary["robustness"]["snr"], next(iter(summary_variants)))
     write_report(report, summary, cards)
     print("\n" + "\n".join(comparison_table(summary)) + "\n\n" +
           "\n".join(robustness_table({n: m["robustness"] for n, m in models.items()}, summary["robustness"]["snr"])) +

@@ -11,7 +11,8 @@
    splits, scoring English retention at every evaluation; once per variant of configs/demo/variants.yaml;
 4. run_eval.py on the same test sets with each fine-tuned model;
 5. with --snr, a robustness curve: whisper-base and each variant on the Swedish test clips with noise added at each
-   signal-to-noise ratio (evaluation/robustness.py, as `python -m whisper_finetuning.compare` does);
+   signal-to-noise ratio (evaluation/robustness.py, as `python -m whisper_finetuning.compare` does), and each
+   variant's WER difference from the first one with a paired-bootstrap interval (evaluation/paired.py);
 6. a report: WER before/after (Swedish and English) per variant, loss and WER curves, throughput, the model card,
    per-sample predictions, the robustness table and curve.
 Everything runs through the entry points a participant uses; re-running resumes training and reuses evaluations
@@ -32,6 +33,7 @@ from .compare import (CompareError, check_referenced_files, load_variants, robus
                       run_evaluation, run_step, select_variants, variant_flags)
 from .data.mixing import DatasetSpec, load_mixture
 from .data.sources import load_source
+from .evaluation.paired import paired_differences, paired_table
 from .evaluation.robustness import (NoisySets, RobustnessError, parse_snrs, plot_robustness, robustness_table,
                                     write_noisy_sets)
 from .synthetic.corpus import generate
@@ -84,7 +86,7 @@ def evaluate_robustness(model: str, noisy: NoisySets, output_dir: Path) -> dict[
     results = run_evaluation(f"robustness into {output_dir.name}", model,
                              ["--language", "sv", *robustness_flags(noisy)], output_dir, cwd=REPO,
                              extra={"noisy_clips": noisy.fingerprint})
-    return robustness_scores(results, noisy)
+    return robustness_scores(results, noisy, output_dir)
 
 
 def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -227,6 +229,11 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
                   f"The {noisy.description['clips']} Swedish test clips with {noisy.description['settings']['color']} "
                   "noise added at each signal-to-noise ratio (the clip's power over the noise's), the same clips for "
                   "every model.", "", *robustness, "", f"![robustness]({plot.name})", ""]
+        if len(variants) > 1:  # is a variant clearly better or worse than the first one, clip by clip?
+            paired = paired_table(paired_differences({n: v["robustness"] for n, v in variants.items()}, labels, first),
+                                  labels)
+            lines += [*paired, ""]
+            robustness += ["", *paired]
     lines += ["Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()), ""]
     for name in plot_curves(model_dir, report):
         lines += [f"![{name}]({name})", ""]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,15 @@ def test_compare_trains_evaluates_and_reports_what_run_eval_measured(tiny_model_
         assert all(r["samples"] == 3 for r in noisy)
         row = f"| {name} | " + " | ".join(f"{r['wer']:.1f} | {r['cer']:.1f}" for r in measured) + " |"
         assert row in text
+    # fast against plain, clip by clip, from the predictions files of their robustness evaluations
+    paired = summary["robustness"]["paired"]
+    assert paired["reference"] == "plain" and list(paired["models"]) == ["fast"]
+    for label in ("clean", "5 dB"):
+        difference = paired["models"]["fast"][label]
+        assert difference["clips"] == 3
+        assert difference["reference_wer"] == pytest.approx(summary["models"]["plain"]["robustness"][label]["wer"])
+        assert difference["other_wer"] == pytest.approx(summary["models"]["fast"]["robustness"][label]["wer"])
+    assert "WER difference from **plain**" in text
     # the two fine-tunes are different models (the learning rates differ): their evaluations are their own
     assert (out / "models" / "plain" / "model.safetensors").read_bytes() != (
         out / "models" / "fast" / "model.safetensors").read_bytes()

@@ -12,7 +12,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 import run_eval
 from whisper_finetuning.data.audio import to_model_rate
-from whisper_finetuning.evaluation.reports import merge_into_card
+from whisper_finetuning.evaluation.reports import merge_into_card, predictions_file
 from whisper_finetuning.data.sources import DataSourceError
 from whisper_finetuning.synthetic.corpus import generate
 from whisper_finetuning.synthetic.tts import synthesize
@@ -49,8 +49,9 @@ def test_evaluates_common_voice_and_fleurs_test_sets(evaluated):
 
 def test_reported_wer_equals_an_independent_jiwer_computation(evaluated):
     out, results = evaluated
-    for result, path in zip(results, sorted(out.glob("predictions_*.jsonl"))):
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert sorted(predictions_file(r) for r in results) == sorted(p.name for p in out.glob("predictions_*.jsonl"))
+    for result in results:
+        rows = [json.loads(line) for line in (out / predictions_file(result)).read_text().splitlines()]
         assert {"id", "duration", "reference", "prediction", "reference_normalized", "prediction_normalized"} <= set(rows[0])
         wer = 100 * jiwer.wer([r["reference_normalized"] for r in rows], [r["prediction_normalized"] for r in rows])
         assert result["wer"] == pytest.approx(wer)

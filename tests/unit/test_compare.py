@@ -16,6 +16,7 @@ from whisper_finetuning.compare import CompareError
 from whisper_finetuning.data.audio import decode_row_audio
 from whisper_finetuning.data.mixing import DatasetSpec, load_mixture, parse_dataset_specs
 from whisper_finetuning.data.sources import load_source
+from whisper_finetuning.evaluation.paired import paired_differences
 from whisper_finetuning.evaluation.robustness import (RobustnessError, add_noise, measured_snr_db, parse_snrs,
                                                       write_noisy_sets)
 
@@ -129,7 +130,7 @@ def test_variant_flags_are_training_arguments():
         assert finetuning.use_peft is (name == "lora")
         assert training.learning_rate == (1e-3 if name == "lora" else 3e-5)
         assert (train_data.augmentation_config is not None) is name.startswith("noise")
-        assert training.max_steps == (100 if name.endswith("_100") else 40)
+        assert training.max_steps == (int(name.rsplit("_", 1)[1]) if name.endswith(("_100", "_200")) else 40)
         assert (balancing.balance_by, balancing.balance_skew_to) == (("gender", "female") if name == "skewed" else
                                                                     (None, None))
     course = compare.load_variants(REPO / "configs" / "compare" / "course.yaml")
@@ -257,6 +258,7 @@ def test_the_report_has_both_tables_the_plots_and_the_cards(tmp_path):
     report = tmp_path / "report"
     compare.write_report(report, summary, cards)
     text = (report / "results.md").read_text()
+    assert "paired-bootstrap" not in text  # no per-clip predictions given, no paired comparison
     assert ("| model | WER % Common Voice 17.0 sv-SE test | CER % Common Voice 17.0 sv-SE test | "
             "WER % FLEURS sv_se test | CER % FLEURS sv_se test |") in text
     assert "| baseline | 20.2 | 6.8 | 25.0 | 8.3 |" in text
@@ -271,6 +273,31 @@ def test_the_report_has_both_tables_the_plots_and_the_cards(tmp_path):
         assert f"]({name})" in text
     for name in cards:
         assert (report / f"model_card_{name}.md").read_text() == f"# card of {name}\n"
+
+
+def test_the_report_says_whether_a_variant_is_clearly_better_clip_by_clip(tmp_path):
+    summary, cards = fake_summary(tmp_path)
+    references = ["en katt satt på mattan", "hunden springer i parken", "vi går hem nu", "det regnar igen idag"]
+    for name, wrong in (("baseline", {"10 dB": 4, "0 dB": 1}), ("augmented", {"10 dB": 0, "0 dB": 2})):
+        for label in summary["robustness"]["snr"]:
+            path = tmp_path / f"{name}_{label}.jsonl"
+            path.write_text("".join(json.dumps({
+                "id": str(i), "dataset": f"{label}:test", "reference_normalized": reference,
+                "prediction_normalized": "fel " + reference if i < wrong.get(label, 0) else reference}) + "\n"
+                for i, reference in enumerate(references)))
+            summary["models"][name]["robustness"][label]["predictions"] = str(path)
+    summary["robustness"]["paired"] = paired_differences(
+        {name: summary["models"][name]["robustness"] for name in summary["variants"]}, summary["robustness"]["snr"],
+        "baseline")
+    compare.write_report(tmp_path / "report", summary, cards)
+    text = (tmp_path / "report" / "results.md").read_text()
+    assert "WER difference from **baseline**" in text and "| model | clean | 10 dB | 0 dB |" in text
+    # 4 of 17 words fewer at 10 dB: every clip better, an interval below 0; one clip worse at 0 dB: not clear
+    assert "| augmented | +0.0 (+0.0 to +0.0), 0 clips better, 0 worse | -23.5 (" in text
+    assert "4 clips better, 0 worse | +5.9 (" in text and "0 clips better, 1 worse |" in text
+    paired = json.loads((tmp_path / "report" / "results.json").read_text())["robustness"]["paired"]
+    assert paired["models"]["augmented"]["10 dB"]["verdict"] == "lower"
+    assert paired["models"]["augmented"]["0 dB"]["verdict"] == "no clear difference"
 
 
 def test_the_noisy_sets_are_what_run_eval_reads(corpus, tmp_path):

@@ -18,7 +18,7 @@ from transformers.models.whisper.generation_whisper import WhisperGenerationMixi
 import run_eval
 from tiny_models import tone_voice
 from whisper_finetuning import loading
-from whisper_finetuning.evaluation.reports import OutputDirError
+from whisper_finetuning.evaluation.reports import OutputDirError, predictions_file
 from whisper_finetuning.data.sources import DataSourceError
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores
 from whisper_finetuning.evaluation.transcriber import Transcriber, drop_digital_silence
@@ -339,6 +339,7 @@ def test_the_same_model_replaces_its_results_and_overwrite_replaces_another(tiny
     evaluate(relative, audiofolder(tmp_path / "second", tone_clips(1)), out)
     assert [p.name for p in out.glob("predictions_*.jsonl")] == ["predictions_second_test.jsonl"]
     assert read_results(out)["results"][0]["dataset_name"] == "second"
+    assert predictions_file(read_results(out)["results"][0]) == "predictions_second_test.jsonl"
     # Another model's results: only with --overwrite_output_dir
     (out / "results.json").write_text(json.dumps({"model": "openai/whisper-small", "revision": "main"}))
     (result,) = evaluate(tiny_model_dir, first, out, "--overwrite_output_dir")

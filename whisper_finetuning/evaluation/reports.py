@@ -24,6 +24,16 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
+def dataset_label(dataset_name: str, config: str | None, split: str) -> str:
+    """How run_eval names a scored dataset in its progress bar and its predictions file: "FLEURS sv_se test"."""
+    return f"{dataset_name} {config or ''} {split}".replace("  ", " ")
+
+
+def predictions_file(result: dict) -> str:
+    """The name of the predictions file run_eval wrote next to one of its results."""
+    return f"predictions_{slug(dataset_label(result['dataset_name'], result['config'], result['split']))}.jsonl"
+
+
 def same_model(a: str, b: str) -> bool:
     """Hub ids as they are; local folders by where they are (./m and /abs/m are the same model)."""
     def where(name: str) -> str:
@@ -82,9 +92,11 @@ def write_reports(output_dir: Path, model_name: str, revision: str, results: lis
     note = "" if complete else f"**Incomplete: {problem}**\n\n"
     write_text_atomic(output_dir / "results.md", f"# {model_name}\n\n{note}{markdown_table(results)}\n")
     written = set()
-    for name, rows in predictions.items():
-        written.add(f"predictions_{slug(name)}.jsonl")
-        write_jsonl_atomic(output_dir / f"predictions_{slug(name)}.jsonl", rows)
+    for result in results:
+        name = predictions_file(result)
+        written.add(name)
+        write_jsonl_atomic(output_dir / name, predictions[dataset_label(result["dataset_name"], result["config"],
+                                                                        result["split"])])
     for stale in output_dir.glob("predictions_*.jsonl"):
         if stale.name not in written:
             stale.unlink()
