@@ -1,11 +1,13 @@
 """The whole loop in one command: evaluate whisper-base on Swedish, fine-tune it, evaluate again, report.
 
     python -m whisper_finetuning.demo [--output_dir demo_output] [--quick] [--variants plain noise skewed ...]
-        [--snr clean 10 5]
+        [--snr clean 10 5] [--corpus small|large]
 
 1. a synthetic corpus in the Common Voice and FLEURS layouts: Swedish (synthetic/sentences/demo_sv_*.txt: the test
    sentences are disjoint from the training sentences and every one has words that never occur in training) and
-   English (what whisper-base knew before: the forgetting guard's retention set, and replay data);
+   English (what whisper-base knew before: the forgetting guard's retention set, and replay data). --corpus large
+   adds more_sv_*.txt (400 training sentences, 40 test sentences) and speaks the test split with voices that no
+   training clip uses;
 2. run_eval.py on the Swedish test splits and the English test set with the pretrained model;
 3. run_speech_recognition_seq2seq_streaming.py with configs/demo_sv.yaml on the "+"-interleaved Swedish train
    splits, scoring English retention at every evaluation; once per variant of configs/demo/variants.yaml;
@@ -36,6 +38,7 @@ from .data.sources import load_source
 from .evaluation.paired import paired_differences, paired_table
 from .evaluation.robustness import (NoisySets, RobustnessError, parse_snrs, plot_robustness, robustness_table,
                                     write_noisy_sets)
+from .files import write_json_atomic
 from .synthetic.corpus import generate
 from .training.flops import training_flops_per_sample
 
@@ -47,8 +50,38 @@ ENGLISH_TEST = {"dataset_name": "{corpus}/fleurs+{corpus}/common_voice", "datase
                 "split": "test"}
 
 
+# The demo's Swedish corpora: sentence sets (synthetic/sentences/) and how many voices only the test split uses.
+CORPORA = {"small": {"sentence_set": "demo", "held_out_test_voices": 0},
+           "large": {"sentence_set": "demo+more", "held_out_test_voices": 4}}
 # The Swedish test clips (both layouts) that the robustness curve adds noise to.
 SWEDISH_TEST = [("common_voice", "sv-SE"), ("fleurs", "sv_se")]
+
+
+def prepare_corpus(corpus: Path, name: str) -> None:
+    """Synthesize the named corpus into `corpus` once; refuse a folder that holds the other one (its models and
+    evaluations would be mixed into this run's report)."""
+    marker = corpus / "corpus.json"
+    if (corpus / "fleurs" / "sv_se" / "test.tsv").is_file():
+        # A folder from before the marker existed holds the small corpus.
+        found = json.loads(marker.read_text())["corpus"] if marker.is_file() else "small"
+        if found != name:
+            raise SystemExit(f"{corpus} holds the demo's {found!r} corpus, not {name!r}: give another --output_dir "
+                             f"(or --corpus {found})")
+    else:
+        corpus.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(marker, {"corpus": name, **CORPORA[name]})  # before the clips: an interrupted run redoes them
+        generate(corpus, ["sv"], ["common_voice", "fleurs"], num_speakers=6, **CORPORA[name])
+    if not (corpus / "fleurs" / "en_us" / "test.tsv").is_file():
+        generate(corpus, ["en"], ["common_voice", "fleurs"], num_speakers=6)
+
+
+def describe_corpus(corpus: Path) -> str:
+    marker = corpus / "corpus.json"
+    settings = json.loads(marker.read_text()) if marker.is_file() else {"corpus": "small", **CORPORA["small"]}
+    voices = (f"{settings['held_out_test_voices']} voices not in training" if settings["held_out_test_voices"]
+              else "the training voices")
+    return (f"Corpus: {settings['corpus']} (synthetic/sentences/ {settings['sentence_set']}); test sentences are "
+            f"not in training, spoken by {voices}.")
 
 
 def evaluate(model: str, corpus: Path, output_dir: Path, max_samples: int | None) -> list[dict]:
@@ -214,7 +247,8 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
     rows.append(f"| English (FLEURS + Common Voice layouts) test | - | {base['english']:.1f} | "
                 f"{scores['english']:.1f} | - | - |")
     model_dir = scores["model_dir"]
-    lines = [f"# Demo: whisper-base fine-tuned on synthetic Swedish ({first})", "", *rows, ""]
+    lines = [f"# Demo: whisper-base fine-tuned on synthetic Swedish ({first})", "", describe_corpus(corpus), "",
+             *rows, ""]
     if (model_dir / "config.json").is_file():  # a full model (a LoRA adapter has no architecture of its own)
         lines += [flops_line(model_dir, corpus), ""]
     lines += ["## Variants (configs/demo/variants.yaml)", "", *variants_table(base, variants), "",
@@ -255,6 +289,10 @@ def main() -> None:
     parser.add_argument("--snr", nargs="+", default=None,
                         help="add a robustness curve: WER of whisper-base and each variant on the Swedish test clips "
                              "with noise at these signal-to-noise ratios in dB ('clean': none), e.g. clean 10 5")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="small",
+                        help="small: 100 training sentences, test clips by the training voices; large: 400 training "
+                             "sentences, 40 test sentences spoken by 4 voices not in training (give it its own "
+                             "--output_dir)")
     args = parser.parse_args()
     variants_settings = select_variants(load_variants(VARIANTS), args.variants, VARIANTS)
     for name, settings in variants_settings.items():
@@ -270,10 +308,7 @@ def main() -> None:
     def lap(name: str) -> None:  # the wall time since the previous lap
         seconds[name] = time.perf_counter() - start - sum(seconds.values())
 
-    if not (corpus / "fleurs" / "sv_se" / "test.tsv").is_file():
-        generate(corpus, ["sv"], ["common_voice", "fleurs"], num_speakers=6, sentence_set="demo")
-    if not (corpus / "fleurs" / "en_us" / "test.tsv").is_file():
-        generate(corpus, ["en"], ["common_voice", "fleurs"], num_speakers=6)
+    prepare_corpus(corpus, args.corpus)
     lap("corpus")
     max_samples = 8 if args.quick else None
     noisy = noisy_swedish_test(corpus, out, snrs, max_samples) if snrs else None
