@@ -205,9 +205,11 @@ def robustness_scores(results: list[dict], noisy: NoisySets, output_dir: Path) -
     """SNR label -> scores and the per-clip predictions file (for the paired comparison), matched by the manifest
     each result was read from; `output_dir`: where run_eval wrote them."""
     by_source = {result["source"]: result for result in results}
-    return {noisy_set.label: {**scores(by_source[str(noisy_set.manifest)]),
-                              "predictions": str(output_dir / predictions_file(by_source[str(noisy_set.manifest)]))}
-            for noisy_set in noisy.sets}
+    curve = {}
+    for noisy_set in noisy.sets:
+        result = by_source[str(noisy_set.manifest)]
+        curve[noisy_set.label] = {**scores(result), "predictions": str(output_dir / predictions_file(result))}
+    return curve
 
 
 def robustness_flags(noisy: NoisySets) -> list[str]:

@@ -91,8 +91,12 @@ def test_only_clips_both_models_scored_are_compared():
     assert difference.reference_wer == pytest.approx(100 * 6 / sum(len(s.split()) for s in SENTENCES[2:]))
     with pytest.raises(PairedError, match="share no scored clip"):
         paired_difference(reference, rows(SENTENCES, dataset="another.jsonl:test"))
-    with pytest.raises(PairedError, match="different references"):
+    with pytest.raises(PairedError, match="different references for clip 'clip0'"):
         paired_difference(reference, rows(SENTENCES, [s + " extra" for s in SENTENCES]))
+    # Another sentence of the same length is another reference too.
+    swapped = [" ".join(reversed(s.split())) for s in SENTENCES]
+    with pytest.raises(PairedError, match="different references"):
+        paired_difference(reference, rows(SENTENCES, swapped))
 
 
 def test_empty_references_are_left_out_as_run_eval_leaves_them_out():

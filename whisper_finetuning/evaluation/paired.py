@@ -51,8 +51,8 @@ def read_predictions(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def word_errors(rows: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:
-    """(dataset, id) -> (word errors, reference words) per clip, from the normalized texts run_eval scored.
+def word_errors(rows: list[dict]) -> dict[tuple[str, str], tuple[int, int, str]]:
+    """(dataset, id) -> (word errors, reference words, normalized reference) per clip, from the texts run_eval scored.
     Clips whose normalized reference is empty are left out, as run_eval's WER leaves them out."""
     errors = {}
     for row in rows:
@@ -61,7 +61,7 @@ def word_errors(rows: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:
             continue
         out = jiwer.process_words(reference, row["prediction_normalized"])
         errors[(row["dataset"], row["id"])] = (out.substitutions + out.deletions + out.insertions,
-                                               out.substitutions + out.deletions + out.hits)
+                                               out.substitutions + out.deletions + out.hits, reference)
     return errors
 
 
@@ -75,8 +75,11 @@ def paired_difference(reference_rows: list[dict], other_rows: list[dict], resamp
     ref_errors = np.array([reference[clip][0] for clip in clips], dtype=np.float64)
     other_errors = np.array([other[clip][0] for clip in clips], dtype=np.float64)
     words = np.array([reference[clip][1] for clip in clips], dtype=np.float64)
-    if any(reference[clip][1] != other[clip][1] for clip in clips):
-        raise PairedError("the two prediction sets have different references for the same clip")
+    mismatched = next((clip for clip in clips if reference[clip][2] != other[clip][2]), None)
+    if mismatched:
+        raise PairedError(f"the two prediction sets have different references for clip {mismatched[1]!r} of "
+                          f"{mismatched[0]} ({reference[mismatched][2]!r} vs {other[mismatched][2]!r}): score both "
+                          "models on the same test set with the same normalizer")
 
     # Each resample is a count per clip (how often the draw picked it): the same as indexing, without an
     # (resamples x clips) index array, so that a 10,000-clip test set needs no gigabytes.
