@@ -285,6 +285,9 @@ def test_config_files_are_read_and_checked(tmp_path):
     assert [spec.name for spec in noise.transforms] == ["colored_noise"]
     low, high = noise.transforms[0].parameters["snr_db"]
     assert low <= 5 and high >= 10  # covers the noisy test clips (5-10 dB)
+    quarter = load_config("configs/augmentation/noise_quarter.yaml")  # the same noise on fewer samples
+    assert quarter.transforms[0].parameters == noise.transforms[0].parameters
+    assert (noise.transforms[0].p, quarter.transforms[0].p) == (0.5, 0.25)
     full = load_config("configs/augmentation/full.yaml")
     assert {spec.name for spec in full.transforms} >= {"speed", "pitch_shift", "room", "telephone", "colored_noise",
                                                        "gain"}

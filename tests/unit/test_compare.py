@@ -121,6 +121,7 @@ def test_variant_flags_are_training_arguments():
     base = [str(REPO / "configs" / "demo_sv.yaml")]
     for name in variants:
         flags = compare.variant_flags(variants[name], {"corpus": "/data/corpus"})
+        compare.check_referenced_files(name, variants[name], REPO)  # its augmentation file is there
         _, _, _, finetuning, train_data, balancing, retention, training = parse_config_and_flags(parser, base + flags)
         if name.startswith("replay"):
             assert retention.replay_dataset_name == "/data/corpus/common_voice"
