@@ -16,6 +16,7 @@ from whisper_finetuning.compare import CompareError
 from whisper_finetuning.data.audio import decode_row_audio
 from whisper_finetuning.data.mixing import DatasetSpec, load_mixture, parse_dataset_specs
 from whisper_finetuning.data.sources import load_source
+from whisper_finetuning.evaluation import robustness
 from whisper_finetuning.evaluation.paired import paired_differences
 from whisper_finetuning.evaluation.robustness import (RobustnessError, add_noise, measured_snr_db, parse_snrs,
                                                       write_noisy_sets)
@@ -312,3 +313,20 @@ def test_the_noisy_sets_are_what_run_eval_reads(corpus, tmp_path):
         assert [r["text"] for r in rows] == [r["text"] for r in sv_test_rows(corpus, 2)]
         assert all(r["error"] == "" and r["duration"] > 0 for r in rows)
         assert spec.name == str(noisy_set.manifest)
+
+
+def test_the_robustness_plot_caps_a_hallucinating_model_and_writes_its_value(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(robustness, "save_png", lambda figure, path: figures.append(figure))
+    labels = ["clean", "10 dB", "5 dB"]
+    models = {"base": {"clean": {"wer": 135.8}, "10 dB": {"wer": 132.2}, "5 dB": {"wer": 354.0}},
+              "tuned": {"clean": {"wer": 25.1}, "10 dB": {"wer": 64.9}, "5 dB": {"wer": 81.2}}}
+    robustness.plot_robustness(models, labels, tmp_path / "curve.png")
+    axis = figures[-1].axes[0]
+    base_line, tuned_line = axis.get_lines()
+    assert list(base_line.get_ydata()) == [135.8, 132.2, robustness.WER_AXIS_CAP]
+    assert list(tuned_line.get_ydata()) == [25.1, 64.9, 81.2]
+    assert axis.get_ylim()[1] < 160 and [text.get_text() for text in axis.texts] == ["354 %"]
+    # Nothing off the scale: the axis is matplotlib's own and says nothing about a cap.
+    robustness.plot_robustness({"tuned": models["tuned"]}, labels, tmp_path / "curve.png")
+    assert not figures[-1].axes[0].texts and figures[-1].axes[0].get_ylabel() == "WER (%)"

@@ -204,6 +204,10 @@ def robustness_table(models: dict[str, dict[str, dict]], labels: list[str]) -> l
     return lines
 
 
+# A model that hallucinates on noise scores WER far above 100 %; drawn to scale, it would flatten every other line.
+WER_AXIS_CAP = 150
+
+
 def plot_robustness(models: dict[str, dict[str, dict]], labels: list[str], path: Path) -> Path:
     """WER against SNR, one line per model, the SNRs in the given order (clean first reads left to right as ever
     more noise)."""
@@ -214,12 +218,21 @@ def plot_robustness(models: dict[str, dict[str, dict]], labels: list[str], path:
 
     figure, axis = plt.subplots(figsize=(max(5.0, 1.1 * len(labels) + 2), 3.8))
     positions = list(range(len(labels)))
+    capped = False
     for name, scores in models.items():
-        axis.plot(positions, [scores[label]["wer"] for label in labels], marker="o", label=name)
+        wers = [scores[label]["wer"] for label in labels]
+        (line,) = axis.plot(positions, [min(wer, WER_AXIS_CAP) for wer in wers], marker="o", label=name)
+        for position, wer in zip(positions, wers):
+            if wer > WER_AXIS_CAP:  # drawn at the top edge, its value written beside it
+                capped = True
+                axis.annotate(f"{wer:.0f} %", (position, WER_AXIS_CAP), xytext=(5, -12), textcoords="offset points",
+                              color=line.get_color(), fontsize=8)
+    if capped:
+        axis.set_ylim(0, WER_AXIS_CAP * 1.05)
     axis.set_xticks(positions, labels)
     axis.set_title("WER against added noise")
     axis.set_xlabel("added noise (signal-to-noise ratio)")
-    axis.set_ylabel("WER (%)")
+    axis.set_ylabel(f"WER (%), axis capped at {WER_AXIS_CAP}" if capped else "WER (%)")
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
