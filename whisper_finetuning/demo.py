@@ -53,6 +53,7 @@ ENGLISH_TEST = {"dataset_name": "{corpus}/fleurs+{corpus}/common_voice", "datase
 # The demo's Swedish corpora: sentence sets (synthetic/sentences/) and how many voices only the test split uses.
 CORPORA = {"small": {"sentence_set": "demo", "held_out_test_voices": 0},
            "large": {"sentence_set": "demo+more", "held_out_test_voices": 4}}
+CORPUS_MARKER = "corpus.json"  # which of them a demo folder holds
 # The Swedish test clips (both layouts) that the robustness curve adds noise to.
 SWEDISH_TEST = [("common_voice", "sv-SE"), ("fleurs", "sv_se")]
 
@@ -60,24 +61,28 @@ SWEDISH_TEST = [("common_voice", "sv-SE"), ("fleurs", "sv_se")]
 def prepare_corpus(corpus: Path, name: str) -> None:
     """Synthesize the named corpus into `corpus` once; refuse a folder that holds the other one (its models and
     evaluations would be mixed into this run's report)."""
-    marker = corpus / "corpus.json"
     if (corpus / "fleurs" / "sv_se" / "test.tsv").is_file():
-        # A folder from before the marker existed holds the small corpus.
-        found = json.loads(marker.read_text())["corpus"] if marker.is_file() else "small"
+        found = recorded_corpus(corpus)["corpus"]
         if found != name:
             raise SystemExit(f"{corpus} holds the demo's {found!r} corpus, not {name!r}: give another --output_dir "
                              f"(or --corpus {found})")
     else:
         corpus.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(marker, {"corpus": name, **CORPORA[name]})  # before the clips: an interrupted run redoes them
+        # Written before the clips: an interrupted run finds no test.tsv and redoes them.
+        write_json_atomic(corpus / CORPUS_MARKER, {"corpus": name, **CORPORA[name]})
         generate(corpus, ["sv"], ["common_voice", "fleurs"], num_speakers=6, **CORPORA[name])
     if not (corpus / "fleurs" / "en_us" / "test.tsv").is_file():
         generate(corpus, ["en"], ["common_voice", "fleurs"], num_speakers=6)
 
 
+def recorded_corpus(corpus: Path) -> dict:
+    """The settings prepare_corpus recorded in the folder; a folder from before the record holds the small corpus."""
+    marker = corpus / CORPUS_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else {"corpus": "small", **CORPORA["small"]}
+
+
 def describe_corpus(corpus: Path) -> str:
-    marker = corpus / "corpus.json"
-    settings = json.loads(marker.read_text()) if marker.is_file() else {"corpus": "small", **CORPORA["small"]}
+    settings = recorded_corpus(corpus)
     voices = (f"{settings['held_out_test_voices']} voices not in training" if settings["held_out_test_voices"]
               else "the training voices")
     return (f"Corpus: {settings['corpus']} (synthetic/sentences/ {settings['sentence_set']}); test sentences are "

@@ -40,9 +40,13 @@ def test_held_out_test_voices_are_voices_no_other_split_uses(tmp_path):
         assert (held_out / f"{split}.tsv").read_text() == (shared / f"{split}.tsv").read_text()
         assert not test_voices & set(tsv_column(held_out / f"{split}.tsv", "client_id"))
     assert tsv_column(held_out / "test.tsv", "sentence") == sentence_splits("sv", 0, "demo")["test"]
-    # The FLEURS copy of each test sentence is spoken by another held-out voice than the Common Voice copy.
+    # The FLEURS copy of each test sentence is spoken by another held-out voice than the Common Voice copy (the
+    # held-out voices alternate male and female, so the next voice is the other gender).
     fleurs_test = (tmp_path / "held_out/fleurs/sv_se/test.tsv").read_text().splitlines()
-    assert len(fleurs_test) == 20
+    fleurs_genders = [line.split("\t")[-1].lower() for line in fleurs_test]
+    common_voice_genders = [g.split("_")[0] for g in tsv_column(held_out / "test.tsv", "gender")]
+    assert len(fleurs_genders) == 20 and set(fleurs_genders) == {"male", "female"}
+    assert all(f != c for f, c in zip(fleurs_genders, common_voice_genders))
 
 
 def test_held_out_speakers_differ_in_variant_rate_and_pitch():
