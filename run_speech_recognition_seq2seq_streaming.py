@@ -112,7 +112,9 @@ def main(argv=None, callbacks=()) -> dict:
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer, normalization, train_data_args.do_normalize_eval),
-        callbacks=[signal_callback, *callbacks], skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps,
+        callbacks=[signal_callback, *callbacks], nonfinite=dict(
+            skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps, min_loss_scale=finetuning_args.min_loss_scale,
+            max_consecutive_overflow_steps=finetuning_args.max_consecutive_overflow_steps),
         retention_sets=retention, do_normalize_eval=train_data_args.do_normalize_eval)
     baseline = baseline_scores(trainer, training_args.output_dir) if retention else {}
 
@@ -144,6 +146,9 @@ def main(argv=None, callbacks=()) -> dict:
         if trainer.skipped_steps:
             logger.warning("Skipped %d optimizer steps with non-finite values: %s", len(trainer.skipped_steps),
                            ", ".join(f"step {step} ({reason})" for step, reason in trainer.skipped_steps))
+        if trainer.nonfinite_guard.overflow_steps:
+            logger.info("fp16: the loss scaler skipped %d overflow steps (normal in fp16; the final scale is %g)",
+                        trainer.nonfinite_guard.overflow_steps, trainer.nonfinite_guard.loss_scale)
         trainer.save_model()
         if finished_before:
             logger.info("The run had already reached max_steps (%d); its training results are kept",

@@ -9,7 +9,8 @@ through the kit's own Trainer and transcriber. One table; about 5-8 minutes on o
 Training rows: whisper-small shapes, randomly initialised (throughput and memory do not depend on the weights, and
 the device may have no Hub), batch 16 of 30 s log-mel inputs and 32-token labels, after 3 warm-up steps:
 fp16 and bf16 mixed precision with AdamW; bf16 with 8-bit AdamW (bitsandbytes); bf16 with DeepSpeed ZeRO-2
-(ds_config.json, optimizer offload to CPU). MFU = the kit's FLOP count (training/flops.py) x samples/s / the GPU's
+(ds_config.json, optimizer offload to CPU); fp16 with the loss scale started at 2^24, so that its first steps
+overflow: the fp16 rows count the steps the loss scaler skipped and show its final scale (the run must go on). MFU = the kit's FLOP count (training/flops.py) x samples/s / the GPU's
 dense bf16/fp16 peak (from the table below; "-" for GPUs not in it).
 Evaluation rows: run_eval's Transcriber with openai/whisper-base (offline copy) on 64 eSpeak clips, fp16, batch 16;
 and the same clips with run_eval's CTranslate2 backend (faster-whisper's engine) on whisper-base exported to float16:
@@ -43,8 +44,12 @@ LABEL_LENGTH = 32
 SETUPS = {"fp16": ("whisper-small fp16, AdamW", dict(fp16=True)),
           "bf16": ("whisper-small bf16, AdamW", dict(bf16=True)),
           "adam8bit": ("whisper-small bf16, 8-bit AdamW", dict(bf16=True, optim="adamw_bnb_8bit")),
-          "zero2": ("whisper-small bf16, DeepSpeed ZeRO-2", dict(bf16=True, deepspeed=str(REPO / "ds_config.json")))}
-COLUMNS = ["setup", "samples/s", "peak memory GiB", "MFU", "RTFx", "WER"]
+          "zero2": ("whisper-small bf16, DeepSpeed ZeRO-2", dict(bf16=True, deepspeed=str(REPO / "ds_config.json"))),
+          # fp16's loss scaler started at 2^24: its first steps overflow and are skipped (counted, not errors) until
+          # the scale is low enough; the run must go on and end with finite weights.
+          "fp16_overflow": ("whisper-small fp16, loss scale from 2^24", dict(fp16=True))}
+INITIAL_LOSS_SCALE = {"fp16_overflow": 2.0**24}
+COLUMNS = ["setup", "samples/s", "peak memory GiB", "MFU", "fp16 overflow steps", "final loss scale", "RTFx", "WER"]
 
 
 class RandomSamples(torch.utils.data.Dataset):
@@ -65,7 +70,7 @@ def gpu_peak() -> float | None:
     return next((peak for key, peak in PEAK_FLOPS.items() if key in name), None)
 
 
-def train_row(name: str, steps: int, batch: int, **settings) -> dict:
+def train_row(name: str, steps: int, batch: int, initial_loss_scale: float | None = None, **settings) -> dict:
     config = WhisperConfig(**WHISPER_SMALL)
     model = WhisperForConditionalGeneration(config)
     with tempfile.TemporaryDirectory() as out:
@@ -75,9 +80,13 @@ def train_row(name: str, steps: int, batch: int, **settings) -> dict:
                                         **settings)
         trainer = WhisperTrainer(model=model, args=args, train_dataset=RandomSamples(batch * (steps + 3)),
                                  data_collator=SpeechSeq2SeqCollator(config.decoder_start_token_id))
+        if initial_loss_scale is not None:  # accelerate's own GradScaler, with another starting scale
+            trainer.accelerator.scaler = torch.amp.GradScaler("cuda", init_scale=initial_loss_scale)
         timings = []
         trainer.add_callback(_StepTimer(timings))
         trainer.train()
+        guard = trainer.nonfinite_guard
+        finite = all(torch.isfinite(p).all() for p in model.parameters())
     seconds = sum(timings[3:])  # after 3 warm-up steps
     samples_per_second = batch * steps / seconds
     achieved = training_flops_per_sample(config, LABEL_LENGTH + 1) * samples_per_second
@@ -85,6 +94,9 @@ def train_row(name: str, steps: int, batch: int, **settings) -> dict:
     row = {"setup": name, "samples/s": f"{samples_per_second:.1f}",
            "peak memory GiB": f"{torch.cuda.max_memory_allocated() / 2**30:.1f}",
            "MFU": f"{100 * achieved / peak:.0f} %" if peak else "-"}
+    if settings.get("fp16"):
+        row["fp16 overflow steps"] = f"{guard.overflow_steps} of {steps + 3}" + ("" if finite else ", WEIGHTS NON-FINITE")
+        row["final loss scale"] = f"{guard.loss_scale:g}"
     return row
 
 
@@ -179,7 +191,7 @@ def main() -> None:
         row = eval_ct2_row(args.batch_size)
     else:
         name, settings = SETUPS[args.setup]
-        row = train_row(name, args.steps, args.batch_size, **settings)
+        row = train_row(name, args.steps, args.batch_size, INITIAL_LOSS_SCALE.get(args.setup), **settings)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({**row, "gpu": torch.cuda.get_device_name()}), flush=True)
 

@@ -16,7 +16,7 @@ from transformers import HfArgumentParser, TrainerCallback
 
 from ..args import config_to_flags, parse_config_and_flags
 from ..training.checkpoints import CheckpointError
-from ..training.trainer import NonFiniteError
+from ..training.nonfinite import NonFiniteError
 from .space import Parameter, sample
 
 logger = logging.getLogger(__name__)

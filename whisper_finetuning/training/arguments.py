@@ -43,6 +43,11 @@ class FineTuningArguments:
     skip_nonfinite_steps: int = field(default=0, metadata={
         "help": "skip up to N optimizer steps whose loss or gradient is nan/inf (their gradients are dropped) before "
                 "stopping; 0 stops at the first, naming the step and the last good checkpoint"})
+    min_loss_scale: float = field(default=1.0, metadata={
+        "help": "fp16: stop when the loss scaler's scale falls below this (its overflow steps are skipped and "
+                "counted, not errors; the scale collapsing means the gradients overflow at every scale)"})
+    max_consecutive_overflow_steps: int = field(default=20, metadata={
+        "help": "fp16: stop when this many optimizer steps in a row overflowed (each one the scaler skipped)"})
     model_index_name: str | None = field(default=None, metadata={"help": "the model's name in the model card"})
     model_card_tags: str = field(default="whisper-event,hf-asr-leaderboard",
                                  metadata={"help": "comma-separated tags for the model card"})
@@ -56,6 +61,9 @@ class FineTuningArguments:
             raise ValueError(f"--lora_r must be at least 1, not {self.lora_r}")
         if self.skip_nonfinite_steps < 0:
             raise ValueError(f"--skip_nonfinite_steps must be 0 or more, not {self.skip_nonfinite_steps}")
+        if self.max_consecutive_overflow_steps < 1:
+            raise ValueError("--max_consecutive_overflow_steps must be at least 1, not "
+                             f"{self.max_consecutive_overflow_steps}")
 
 
 @dataclass

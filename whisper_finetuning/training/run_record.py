@@ -25,8 +25,8 @@ DEFINING_TRAINING_ARGUMENTS = (
     "optim", "seed", "data_seed", "fp16", "bf16", "world_size", "deepspeed",
 )
 EXCLUDED = {"token", "output_dir", "feature_cache_dir", "auto_resume", "overwrite_output_dir",
-            "resume_requires_optimizer_state", "skip_nonfinite_steps", "model_index_name", "model_card_tags",
-            "max_eval_samples", "do_normalize_eval"}
+            "resume_requires_optimizer_state", "skip_nonfinite_steps", "min_loss_scale", "max_consecutive_overflow_steps",
+            "model_index_name", "model_card_tags", "max_eval_samples", "do_normalize_eval"}
 # What a finished or interrupted run leaves at the top of output_dir besides its checkpoints.
 RUN_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors",
              "config.json", "generation_config.json", "training_args.bin", "trainer_state.json", "README.md",

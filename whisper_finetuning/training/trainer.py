@@ -1,12 +1,12 @@
 """The Trainer of the kit: Seq2SeqTrainer reading its own resumable training stream, saving inference-ready
-models and the stream position with every checkpoint, stopping on non-finite values instead of training on, and
-writing its files atomically and without tokens or local paths; and the WER/CER it reports at each evaluation."""
+models and the stream position with every checkpoint, stopping on non-finite values instead of training on
+(nonfinite.py), and writing its files atomically and without tokens or local paths; and the WER/CER it reports at
+each evaluation."""
 
 import copy
 import dataclasses
 import json
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from normalizers import Normalization
 
 from ..files import write_json_atomic, write_text_atomic
 from ..metrics import error_rate
-from .checkpoints import CheckpointError, last_complete_checkpoint
+from .nonfinite import NonFiniteGuard, check_finite_weights
 from .stream import TrainingStream
 
 logger = logging.getLogger(__name__)
@@ -46,28 +46,22 @@ def make_compute_metrics(tokenizer, normalization: Normalization, do_normalize_e
 DATA_POSITION = "data_position_{rank}.json"
 
 
-class NonFiniteError(RuntimeError):
-    pass
-
-
 class WhisperTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer that reads its own resumable training stream and saves models ready for inference.
 
-    `skip_nonfinite_steps`: how many optimizer steps with a non-finite loss or gradient to skip (their gradients are
-    dropped) before stopping; 0 stops at the first. `model_card`: the kit's card, which push_to_hub uploads instead
-    of the Trainer's own."""
+    `nonfinite`: the NonFiniteGuard settings (skip_nonfinite_steps, min_loss_scale, max_consecutive_overflow_steps).
+    `model_card`: the kit's card, which push_to_hub uploads instead of the Trainer's own."""
 
-    def __init__(self, *args, skip_nonfinite_steps: int = 0, model_card=None, retention_sets=(),
+    def __init__(self, *args, nonfinite: dict | None = None, model_card=None, retention_sets=(),
                  do_normalize_eval: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.retention_sets, self.do_normalize_eval = list(retention_sets), do_normalize_eval
         self.data_position = None  # (pass, next row) after the last trained batch
         self.nonfinite_loss = None  # the non-finite loss of the current optimizer step, if any
-        self.skipped_steps = []  # (step, reason) of the steps skipped for non-finite values
-        self.skip_nonfinite_steps = skip_nonfinite_steps
         self.model_card = model_card
         self.add_callback(_SaveDataPosition(self))
-        self.add_callback(_NonFiniteGuard(self))
+        self.nonfinite_guard = NonFiniteGuard(self, **(nonfinite or {}))
+        self.add_callback(self.nonfinite_guard)
         # TensorBoard picks output_dir/runs/... only at on_train_begin; anything logged before (the forgetting
         # guard's baseline evaluation) would open ./runs in the working directory instead.
         for callback in self.callback_handler.callbacks:
@@ -91,6 +85,15 @@ class WhisperTrainer(Seq2SeqTrainer):
             self.nonfinite_loss = float(loss.detach().float().mean())
         return loss
 
+    @property
+    def skipped_steps(self) -> list[tuple[int, str]]:
+        """(step, reason) of the optimizer steps skipped for non-finite values (--skip_nonfinite_steps)."""
+        return self.nonfinite_guard.skipped_steps
+
+    def log(self, logs, *args, **kwargs):
+        """As the Trainer's; a training log under fp16 loss scaling also carries the scale and the overflow count."""
+        super().log({**logs, **self.nonfinite_guard.loss_scale_log(logs)}, *args, **kwargs)
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **gen_kwargs):
         """The target set, then each retention set with generation forced to its language (eval_retention_*)."""
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **gen_kwargs)
@@ -112,27 +115,6 @@ class WhisperTrainer(Seq2SeqTrainer):
         metrics["eval_retention_wer"] = sum(wers) / len(wers)
         self.log({"eval_retention_wer": metrics["eval_retention_wer"]})
         return metrics
-
-    def stop_on_nonfinite(self, reason: str) -> None:
-        """Skip this optimizer step (drop its gradients) while the budget allows, else stop with an error."""
-        step = self.state.global_step + 1
-        if len(self.skipped_steps) < self.skip_nonfinite_steps:
-            self.skipped_steps.append((step, reason))
-            logger.warning("Skipping optimizer step %d: %s (%d of --skip_nonfinite_steps %d)", step, reason,
-                           len(self.skipped_steps), self.skip_nonfinite_steps)
-            self.model.zero_grad(set_to_none=True)  # parameters without a gradient are not updated
-            return
-        try:
-            last_good = last_complete_checkpoint(self.args.output_dir)
-        except CheckpointError:
-            last_good = None
-        resume = f"resumes from the last good checkpoint, {last_good}" if last_good else "starts from the beginning"
-        raise NonFiniteError(
-            f"training stopped at optimizer step {step}: {reason}. Nothing was saved after it and no final model or "
-            f"card is written. Start again with a lower --learning_rate (now {self.args.learning_rate}) and "
-            "--overwrite_output_dir (a resumed run keeps its learning-rate schedule), use bf16 or fp32 instead of "
-            f"fp16, or rerun the same command with --skip_nonfinite_steps N to skip up to N such steps (it {resume}); "
-            "check the data too")
 
     def _save_checkpoint(self, model, trial):
         check_finite_weights(self.accelerator.unwrap_model(self.model), f"step {self.state.global_step}")
@@ -217,23 +199,6 @@ class _SaveDataPosition(TrainerCallback):
                               {"pass": number, "next_row": next_row, "global_step": state.global_step})
 
 
-class _NonFiniteGuard(TrainerCallback):
-    """Before each optimizer step: a non-finite loss (seen by training_step) or gradient stops or skips the step.
-    (Under DeepSpeed the gradients live in its own buffers; the loss is still checked.)"""
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        trainer = self.trainer
-        loss, trainer.nonfinite_loss = trainer.nonfinite_loss, None
-        if loss is not None:
-            return trainer.stop_on_nonfinite(f"the loss is {loss}")
-        gradients = [p.grad for p in trainer.model.parameters() if p.grad is not None]
-        if gradients and not math.isfinite(float(torch.stack(torch._foreach_norm(gradients)).float().sum())):
-            trainer.stop_on_nonfinite("a gradient is non-finite (inf or nan)")
-
-
 def peak_memory_gb() -> float:
     """The most memory training held: the GPU's peak allocation, or on CPU the process's peak resident memory."""
     if torch.cuda.is_available():
@@ -241,13 +206,6 @@ def peak_memory_gb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux
-
-
-def check_finite_weights(model, when: str) -> None:
-    for name, parameter in model.named_parameters():
-        if not torch.isfinite(parameter).all():
-            raise NonFiniteError(f"the weights became non-finite ({name} at {when}); not saving them. Lower "
-                                 "--learning_rate and resume from the last good checkpoint")
 
 
 def save_state_atomically(state) -> None:
