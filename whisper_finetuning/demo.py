@@ -1,6 +1,6 @@
 """The whole loop in one command: evaluate whisper-base on Swedish, fine-tune it, evaluate again, report.
 
-    python -m whisper_finetuning.demo [--output_dir demo_output] [--quick] [--variants plain noise skewed ...]
+    python -m whisper_finetuning.demo [--output_dir demo_output] [--quick] [--variants replay_light plain ...]
         [--snr clean 10 5] [--corpus small|large]
 
 1. a synthetic corpus in the Common Voice and FLEURS layouts: Swedish (synthetic/sentences/demo_sv_*.txt: the test
@@ -289,8 +289,10 @@ def main() -> None:
     parser.add_argument("--output_dir", type=Path, default=Path("demo_output"),
                         help="where the corpus, the models, the evaluations and the report go")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 steps, 8 clips per test set")
-    parser.add_argument("--variants", nargs="+", default=["plain"],
-                        help=f"fine-tunes to run and compare, from {VARIANTS.relative_to(REPO)}")
+    parser.add_argument("--variants", nargs="+", default=["replay_light"],
+                        help=f"fine-tunes to run and compare, from {VARIANTS.relative_to(REPO)}; default: "
+                             "replay_light, the fine-tune with a tenth of its samples English (the forgetting guard, "
+                             "as in the GPU configs); plain is the same without replay")
     parser.add_argument("--snr", nargs="+", default=None,
                         help="add a robustness curve: WER of whisper-base and each variant on the Swedish test clips "
                              "with noise at these signal-to-noise ratios in dB ('clean': none), e.g. clean 10 5")

@@ -13,6 +13,7 @@ from transformers import HfArgumentParser, WhisperForConditionalGeneration
 
 import run_speech_recognition_seq2seq_streaming as train_script
 from whisper_finetuning.args import parse_config_and_flags
+from whisper_finetuning.training.arguments import RetentionArguments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,9 +42,15 @@ def launch(config: dict, tmp_path, processes: int) -> subprocess.CompletedProces
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_parse(config):
     parser = HfArgumentParser(train_script.ARGUMENTS)
-    model_args, data_args, *_, training_args = parse_config_and_flags(parser, [str(config), "--max_steps", "7"])
+    parsed = parse_config_and_flags(parser, [str(config), "--max_steps", "7"])
+    model_args, data_args, training_args = parsed[0], parsed[1], parsed[-1]
     assert training_args.max_steps == 7 and data_args.language == "sv" and training_args.do_train
     assert model_args.model_name_or_path.startswith("openai/whisper-")
+    if not training_args.use_cpu:  # the GPU configs: the forgetting guard is on by default
+        guard = next(group for group in parsed if isinstance(group, RetentionArguments))
+        assert (guard.replay_probability, guard.replay_language, guard.replay_dataset_config_name) == (0.1, "en",
+                                                                                                        "en_us")
+        assert (guard.retention_language, guard.retention_dataset_config_name) == ("en", "en_us")
 
 
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
@@ -70,7 +77,9 @@ def shipped_config_on_cpu(name: str, tiny_model_dir, corpus, output_dir) -> list
     """A shipped GPU config, with the model, data and sizes of this test and CPU settings on top."""
     overrides = tiny_config(tiny_model_dir, corpus, output_dir, fp16=False, activation_checkpointing=False,
                             load_best_model_at_end=False, eval_strategy="no", save_total_limit=None,
-                            dataloader_num_workers=0)
+                            dataloader_num_workers=0, replay_dataset_name=str(corpus / "common_voice"),
+                            replay_dataset_config_name="en", retention_dataset_name=str(corpus / "common_voice"),
+                            retention_dataset_config_name="en", max_retention_samples=2)
     return [str(REPO / "configs" / name)] + [item for key, value in overrides.items() if value is not None
                                              for item in (f"--{key}", str(value))]
 
@@ -87,6 +96,10 @@ def test_deepspeed_zero2_from_the_shipped_config(tiny_model_dir, corpus, tmp_pat
     rates = [e["learning_rate"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"]
              if "learning_rate" in e]
     assert rates[1] == max(rates) and rates[-1] < rates[1]  # warm-up, then decay (not constant)
+    # The forgetting guard's baseline (measured when training begins: ZeRO-2 cannot evaluate before) and its English
+    # replay, both on by default in the GPU configs.
+    assert "eval_retention_en_wer" in json.loads((out / "baseline_results.json").read_text())
+    assert "Replay: 10 % of the samples" in run.stdout + run.stderr
 
 
 def test_8bit_adamw_from_the_shipped_config(tiny_model_dir, corpus, tmp_path):

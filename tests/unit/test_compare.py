@@ -127,7 +127,7 @@ def test_variant_flags_are_training_arguments():
         if name.startswith("replay"):
             assert retention.replay_dataset_name == "/data/corpus/common_voice"
             assert retention.replay_language == "en"
-            assert retention.replay_probability == {"replay": 0.25, "replay_light": 0.1}[name]
+            assert retention.replay_probability == {"replay": 0.25, "replay_light": 0.1, "replay_light_100": 0.1}[name]
         assert finetuning.freeze_encoder is (name == "freeze_encoder")
         assert finetuning.use_peft is (name == "lora")
         assert training.learning_rate == (1e-3 if name == "lora" else 3e-5)

@@ -11,6 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers import TrainerCallback
+from transformers.integrations import is_deepspeed_zero3_enabled
+
 from normalizers import Normalization, get_normalizer, get_target_normalizer
 
 from ..cards import identify
@@ -70,15 +73,37 @@ def retention_sets(retention_args, preprocessing_args, processor, max_label_leng
 
 
 def baseline_scores(trainer, output_dir: str) -> dict:
-    """The base model's evaluation metrics (target and retention), measured once before training and kept."""
+    """The base model's evaluation metrics (target and retention), measured once before training and kept.
+
+    Under DeepSpeed below ZeRO-3 the Trainer cannot evaluate before training has built its engine ("ZeRO inference
+    only makes sense with ZeRO Stage 3"): there the scores are measured when training begins, before the first step,
+    into the dict returned here."""
     path = Path(output_dir) / BASELINE
     if path.is_file():
         return json.loads(path.read_text())
+    scores = {}
+    if trainer.is_deepspeed_enabled and not is_deepspeed_zero3_enabled() and trainer.args.do_train:
+        trainer.add_callback(_BaselineWhenTrainingBegins(trainer, path, scores))
+    else:
+        scores.update(_score_base_model(trainer, path))
+    return scores
+
+
+def _score_base_model(trainer, path: Path) -> dict:
     logger.info("Scoring the base model before training (target and retention sets)")
     scores = trainer.evaluate()
     if trainer.args.should_save:
         write_json_atomic(path, scores)
     return scores
+
+
+class _BaselineWhenTrainingBegins(TrainerCallback):
+    def __init__(self, trainer, path: Path, scores: dict):
+        self.trainer, self.path, self.scores = trainer, path, scores
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not self.scores:
+            self.scores.update(_score_base_model(self.trainer, self.path))
 
 
 def before_and_after(retention: list[RetentionSet], baseline: dict, final: dict) -> list[dict]:
