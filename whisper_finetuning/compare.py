@@ -37,7 +37,8 @@ from .data.mixing import DatasetSpec, load_mixture, parse_dataset_specs
 from .evaluation.paired import paired_differences, paired_table
 from .evaluation.reports import RESULTS, predictions_file, same_model
 from .evaluation.robustness import (DEFAULT_SNRS, NOISE_COLORS, NoisySets, RobustnessError, parse_snrs,
-                                    plot_robustness, robustness_table, save_png, snr_label, write_noisy_sets)
+                                    plot_robustness, robustness_table, snr_label, write_noisy_sets)
+from .figures import pyplot, save_png
 from .files import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,10 +232,7 @@ def comparison_table(summary: dict) -> list[str]:
 
 def plot_comparison(summary: dict, path: Path) -> Path:
     """WER per test set, one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels, models = summary["test_sets"], summary["models"]
     width = 0.8 / len(models)

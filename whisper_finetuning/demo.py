@@ -38,6 +38,7 @@ from .data.sources import load_source
 from .evaluation.paired import paired_differences, paired_table
 from .evaluation.robustness import (NoisySets, RobustnessError, parse_snrs, plot_robustness, robustness_table,
                                     write_noisy_sets)
+from .figures import pyplot, save_png
 from .files import write_json_atomic
 from .synthetic.corpus import generate
 from .training.flops import training_flops_per_sample
@@ -151,10 +152,7 @@ def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def plot_curves(model_dir: Path, report: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written = []
     for tag, name, label in [("train/loss", "training_loss.png", "training loss"),
@@ -168,8 +166,7 @@ def plot_curves(model_dir: Path, report: Path) -> list[str]:
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        figure.savefig(report / name, dpi=120)
-        plt.close(figure)
+        save_png(figure, report / name)
         written.append(name)
     return written
 
@@ -217,10 +214,7 @@ def variants_table(base: dict, variants: dict[str, dict]) -> list[str]:
 
 
 def plot_variants(base: dict, variants: dict[str, dict], report: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     models = {"whisper-base": base, **variants}
     swedish = [sum(r["wer"] for r in s["swedish"]) / len(s["swedish"]) for s in models.values()]
@@ -234,8 +228,7 @@ def plot_variants(base: dict, variants: dict[str, dict], report: Path) -> str:
     axis.legend()
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(report / "variants_wer.png", dpi=120)
-    plt.close(figure)
+    save_png(figure, report / "variants_wer.png")
     return "variants_wer.png"
 
 

@@ -1,6 +1,7 @@
-"""Between data and features: on-the-fly waveform augmentation of training audio (noise, speed, pitch, gain, rooms,
-telephone), configured in a YAML/JSON file (config.py), built on audiomentations and pyroomacoustics
-(transforms.py), seeded per sample (augmenter.py), and pictured before/after (pictures.py, a command). The
+"""Stage 2 of 8, between data and features: on-the-fly waveform augmentation of training audio (noise, speed,
+pitch, gain, rooms, telephone), configured in a YAML/JSON file (config.py), built on audiomentations and
+pyroomacoustics (transforms.py), seeded per sample (augmenter.py; seeding.py holds the global random state steady
+under a lock), and pictured before/after (pictures.py, a command). The
 Preprocessor applies it right after decoding (training only; evaluation audio is never augmented). SpecAugment stays
 the model's own option (--apply_spec_augment, --mask_time_prob, ...): it masks the log-mel of the augmented audio
 inside the model, so the two combine."""

@@ -7,7 +7,6 @@ per transform of the config below it (applied always, p = 1, with what it drew i
 """
 
 import argparse
-import io
 import logging
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
 from ..data.sources import load_source
+from ..figures import png_bytes, pyplot
 from ..files import write_bytes_atomic
 from . import load_augmenter
 from .config import describe_schema
@@ -50,12 +50,7 @@ def log_mel(feature_extractor, audio: np.ndarray) -> np.ndarray:
 
 def picture(sample: dict, rows: list[tuple[str, np.ndarray]], feature_extractor) -> bytes:
     """PNG bytes: one row per (title, audio), the first being the original."""
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ImportError("pictures need matplotlib: pip install -e '.[demo]' (or pip install matplotlib)") from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     spectrograms = [log_mel(feature_extractor, audio) for _, audio in rows]
     low = min(float(s.min()) for s in spectrograms)
@@ -81,10 +76,7 @@ def picture(sample: dict, rows: list[tuple[str, np.ndarray]], feature_extractor)
     figure.colorbar(image, ax=axes[:, 1].tolist(), fraction=0.02, pad=0.01, label="log-mel value")
     text = sample["text"] if len(sample["text"]) <= 90 else sample["text"][:87] + "..."
     figure.suptitle(f"{sample['id']}: \u201c{text}\u201d", fontsize=11)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=90)
 
 
 def write_pictures(augmentation_config: str, dataset_name: str, dataset_config_name: str | None, split: str,

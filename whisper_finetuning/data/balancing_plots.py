@@ -1,7 +1,7 @@
 """The bar chart of a balancing report: rows per group before and after, side by side, with the counts written on
 the bars (see `data.balancing`)."""
 
-import io
+from ..figures import png_bytes, pyplot
 
 MAX_BARS = 40  # more groups (speakers) than this: the largest, and the rest summed in one bar
 
@@ -18,11 +18,9 @@ def chart_groups(before: dict[str, int], after: dict[str, int]) -> list[tuple[st
 
 def balance_chart_png(report, title: str) -> bytes:
     """A PNG of horizontal bars: per group, the rows before (grey) and after (blue) balancing."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     bars = chart_groups(report.before, report.after)
     labels = [label if len(label) <= 40 else label[:37] + "..." for label, _, _ in bars]
@@ -42,7 +40,4 @@ def balance_chart_png(report, title: str) -> bytes:
     axes.margins(x=0.12)  # room for the count labels
     figure.legend(handles=[before, after], loc="outside lower center", ncols=2)
     axes.set_title(title, fontsize=10)
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110)
-    plt.close(figure)
-    return image.getvalue()
+    return png_bytes(figure, dpi=110)

@@ -26,6 +26,7 @@ import soundfile
 
 from ..augmentation.seeding import global_random_seeded
 from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
+from ..figures import pyplot, save_png
 from ..files import write_bytes_atomic, write_json_atomic, write_jsonl_atomic
 
 logger = logging.getLogger(__name__)
@@ -211,10 +212,7 @@ WER_AXIS_CAP = 150
 def plot_robustness(models: dict[str, dict[str, dict]], labels: list[str], path: Path) -> Path:
     """WER against SNR, one line per model, the SNRs in the given order (clean first reads left to right as ever
     more noise)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(max(5.0, 1.1 * len(labels) + 2), 3.8))
     positions = list(range(len(labels)))
@@ -239,12 +237,3 @@ def plot_robustness(models: dict[str, dict[str, dict]], labels: list[str], path:
     save_png(figure, path)
     return path
 
-
-def save_png(figure, path: Path) -> None:
-    """Write a matplotlib figure as a PNG atomically, and close it."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    plt.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())

@@ -30,13 +30,11 @@ import pyarrow.parquet
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from normalizers import get_target_normalizer
-
 from ..args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
 from ..data.mixing import DatasetSpec, load_mixture, parse_dataset_specs
 from ..files import write_json_atomic
 from .log_mel import compact, expand
-from .preprocessing import FilterSettings, Preprocessor, prepare
+from .preprocessing import Preprocessor, make_preprocessor, prepare
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 2
@@ -281,12 +279,9 @@ def main(argv=None) -> int:
     specs = parse_dataset_specs(data_args.dataset_name, data_args.dataset_config_name, args.split,
                                 data_args.text_column_name)
     settings = cache_settings(specs, data_args, preprocessing, processor, max_label_length)
-    normalize = get_target_normalizer(data_args.language, preprocessing.do_lower_case,
-                                      preprocessing.do_remove_punctuation)
-    filters = FilterSettings(preprocessing.min_duration_in_seconds, preprocessing.max_duration_in_seconds,
-                             max_label_length)
-    count = build_part(Path(args.output_dir), specs, settings, Preprocessor(processor, filters, normalize),
-                       args.shard_index, args.num_shards, data_args.streaming, model_args.token)
+    preprocessor = make_preprocessor(processor, data_args.language, preprocessing, max_label_length)
+    count = build_part(Path(args.output_dir), specs, settings, preprocessor, args.shard_index, args.num_shards,
+                       data_args.streaming, model_args.token)
     print(f"Cached {count} samples in {Path(args.output_dir) / part_name(args.shard_index, args.num_shards)}")
     return count
 

@@ -19,6 +19,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from normalizers import get_target_normalizer
+
 from ..data.audio import SAMPLING_RATE, AudioError, ShorterThanListedError, check_listed_duration, decode_row_audio
 from ..data.sources import DataSourceError
 from .log_mel import LogMelExtractor
@@ -44,6 +46,17 @@ class PipelineStats:
 
 
 BROKEN_REASONS = ("malformed row", "unreadable audio", "audio shorter than listed")
+
+
+def make_preprocessor(processor, language: str, preprocessing_args, max_label_length: int,
+                      durations: tuple[float, float] | None = None, augment=None) -> "Preprocessor":
+    """The Preprocessor of a run: the target normalizer of `language` with the run's case and punctuation settings
+    (PreprocessingArguments), its duration filters (or `durations`, as (min, max) seconds) and the label limit."""
+    normalize = get_target_normalizer(language, preprocessing_args.do_lower_case,
+                                      preprocessing_args.do_remove_punctuation)
+    low, high = durations or (preprocessing_args.min_duration_in_seconds, preprocessing_args.max_duration_in_seconds)
+    return Preprocessor(processor, FilterSettings(low, high, max_label_length), normalize_text=normalize,
+                        augment=augment)
 
 
 class Preprocessor:

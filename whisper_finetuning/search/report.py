@@ -12,7 +12,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from ..files import write_bytes_atomic, write_text_atomic
+from ..figures import pyplot, save_png
+from ..files import write_text_atomic
 from .study import FINISHED
 
 logger = logging.getLogger(__name__)
@@ -87,12 +88,10 @@ def write_plots(study: optuna.Study, folder: Path) -> dict[str, Path]:
     if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
         logger.warning("No plots: they need at least 2 completed trials")
         return {}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     from optuna.visualization import matplotlib as plots
+
+    pyplot()  # the Agg backend, before Optuna's plots draw
 
     written = {}
     for name, function in PLOTS.items():
@@ -100,11 +99,7 @@ def write_plots(study: optuna.Study, folder: Path) -> dict[str, Path]:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             axes = getattr(plots, function)(study)
         figure = np.atleast_1d(axes).flat[0].figure  # plot_slice gives one axes per parameter
-        image = io.BytesIO()
-        figure.savefig(image, format="png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        written[name] = folder / f"{name}.png"
-        write_bytes_atomic(written[name], image.getvalue())
+        written[name] = save_png(figure, folder / f"{name}.png", dpi=110, bbox_inches="tight")
     return written
 
 

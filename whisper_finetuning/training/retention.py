@@ -14,11 +14,11 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.integrations import is_deepspeed_zero3_enabled
 
-from normalizers import Normalization, get_normalizer, get_target_normalizer
+from normalizers import Normalization, get_normalizer
 
 from ..cards import identify
 from ..data.mixing import load_mixture, parse_dataset_specs, split_plus
-from ..features.preprocessing import FilterSettings, Preprocessor, prepare
+from ..features.preprocessing import make_preprocessor, prepare
 from ..files import write_json_atomic
 from .stream import EvalSet
 
@@ -51,9 +51,8 @@ def retention_sets(retention_args, preprocessing_args, processor, max_label_leng
     for language in dict.fromkeys(languages):
         own = copy.deepcopy(processor)  # labels start with this set's language token, not the target's
         own.tokenizer.set_prefix_tokens(language=language, task="transcribe")
-        preprocessor = Preprocessor(own, FilterSettings(max_label_length=max_label_length),
-                                    normalize_text=get_target_normalizer(language, preprocessing_args.do_lower_case,
-                                                                         preprocessing_args.do_remove_punctuation))
+        # Every clip Whisper can take (0-30 s), whatever the training's duration filters.
+        preprocessor = make_preprocessor(own, language, preprocessing_args, max_label_length, durations=(0.0, 30.0))
         samples = EvalSet(extractor.feature_size, extractor.nb_max_frames)
         chosen = [spec for spec, spec_language in zip(specs, languages) if spec_language == language]
         for spec in chosen:

@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from normalizers import get_target_normalizer
-
 from ..augmentation import load_augmenter
 from ..data.balancing import balance_rows
 from ..data.mixing import load_mixture, parse_dataset_specs, parse_probabilities, split_plus
 from ..features import cache
 from ..features.log_mel import compact, expand
-from ..features.preprocessing import FilterSettings, Preprocessor, prepare
+from ..features.preprocessing import Preprocessor, make_preprocessor, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +107,13 @@ def train_stream(data_args, preprocessing_args, train_data_args, retention_args,
                                 train_data_args.train_split_name, data_args.text_column_name)
     probabilities = parse_probabilities(train_data_args.train_probabilities, len(specs))
     specs, probabilities, relabel = with_replay(specs, probabilities, retention_args, processor.tokenizer)
-    normalize = get_target_normalizer(data_args.language, preprocessing_args.do_lower_case,
-                                      preprocessing_args.do_remove_punctuation)
-    filters = FilterSettings(preprocessing_args.min_duration_in_seconds, preprocessing_args.max_duration_in_seconds,
-                             max_label_length)
     augment = None
     if train_data_args.augmentation_config:
         augment = load_augmenter(train_data_args.augmentation_config, training_args.seed)
         logger.info("Augmenting the training audio (%s, seed %d): %s", train_data_args.augmentation_config,
                     training_args.seed, augment.config.describe())
-    preprocessor = Preprocessor(processor, filters, normalize_text=normalize, augment=augment)
+    preprocessor = make_preprocessor(processor, data_args.language, preprocessing_args, max_label_length,
+                                     augment=augment)
     rank, world_size = training_args.process_index, training_args.world_size
     max_samples = share_of(train_data_args.max_train_samples, rank, world_size)
 
@@ -189,11 +184,8 @@ class EvalSet(torch.utils.data.Dataset):
 def eval_set(data_args, preprocessing_args, train_data_args, processor, max_label_length: int) -> EvalSet:
     """The evaluation samples, decoded once: evaluating every eval_steps does not decode the audio again, and the
     Trainer knows the length (a progress bar with a total)."""
-    filters = FilterSettings(train_data_args.eval_min_duration_in_seconds,
-                             train_data_args.eval_max_duration_in_seconds, max_label_length)
-    normalize = get_target_normalizer(data_args.language, preprocessing_args.do_lower_case,
-                                      preprocessing_args.do_remove_punctuation)
-    preprocessor = Preprocessor(processor, filters, normalize_text=normalize)
+    preprocessor = make_preprocessor(processor, data_args.language, preprocessing_args, max_label_length, (
+        train_data_args.eval_min_duration_in_seconds, train_data_args.eval_max_duration_in_seconds))
     rows = load_mixture(eval_specs(data_args, train_data_args), streaming=data_args.streaming)
     if train_data_args.max_eval_samples:
         rows = rows.take(train_data_args.max_eval_samples)
