@@ -38,12 +38,10 @@ from .evaluation.paired import paired_differences, paired_table
 from .evaluation.reports import RESULTS, predictions_file, same_model
 from .evaluation.robustness import (DEFAULT_SNRS, NOISE_COLORS, NoisySets, RobustnessError, parse_snrs,
                                     plot_robustness, robustness_table, snr_label, write_noisy_sets)
+from .entry_points import EVAL_SCRIPT, REPO, TRAIN_SCRIPT
 from .figures import pyplot, save_png
 from .files import write_json_atomic, write_text_atomic
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_SCRIPT = REPO / "run_speech_recognition_seq2seq_streaming.py"
-EVAL_SCRIPT = REPO / "run_eval.py"
 DEFAULT_VARIANTS = REPO / "configs" / "compare" / "course.yaml"
 BASE = "base"  # the results' name for the base model (not fine-tuned); no variant may have it
 REQUEST = "compare_request.json"  # beside an evaluation's results.json: what it evaluated, to reuse it

@@ -38,12 +38,12 @@ from .data.sources import load_source
 from .evaluation.paired import paired_differences, paired_table
 from .evaluation.robustness import (NoisySets, RobustnessError, parse_snrs, plot_robustness, robustness_table,
                                     write_noisy_sets)
+from .entry_points import REPO, TRAIN_SCRIPT
 from .figures import pyplot, save_png
 from .files import write_json_atomic
 from .synthetic.corpus import generate
 from .training.flops import training_flops_per_sample
 
-REPO = Path(__file__).resolve().parents[1]
 BASE_MODEL = "openai/whisper-base"
 VARIANTS = REPO / "configs" / "demo" / "variants.yaml"
 # English test clips: the retention set (what whisper-base knew before fine-tuning on Swedish).
@@ -322,7 +322,7 @@ def main() -> None:
     for name in args.variants:
         suffix = "" if name == "plain" else f"-{name}"
         model_dir, eval_dir = out / f"whisper-base-sv{suffix}", out / f"eval_finetuned{suffix}"
-        train = [sys.executable, "run_speech_recognition_seq2seq_streaming.py", "configs/demo_sv.yaml",
+        train = [sys.executable, str(TRAIN_SCRIPT), "configs/demo_sv.yaml",
                  "--dataset_name", f"{corpus}/common_voice+{corpus}/fleurs", "--eval_dataset_name", f"{corpus}/fleurs",
                  "--output_dir", str(model_dir),
                  "--retention_dataset_name", ENGLISH_TEST["dataset_name"].format(corpus=corpus),

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "whisper_finetuning"
 # the synthetic corpus); loading.py finds the offline copies of pretrained models. The support folders make the
 # inputs of the first stage (offline model copies, synthetic corpora) and may use its audio module (data.audio) and
 # nothing else of a stage.
-SHARED = {"args", "cards", "figures", "files", "loading", "metrics"}
+SHARED = {"args", "cards", "entry_points", "figures", "files", "loading", "metrics"}
 SUPPORT = {"offline", "synthetic"}
 SUPPORT_MAY_USE = {"whisper_finetuning.data.audio"}
 STAGES = ["data", "augmentation", "features", "training", "evaluation", "export", "inference", "app"]

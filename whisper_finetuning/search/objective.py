@@ -3,7 +3,6 @@ sampled arguments on top of the base config, in its own output_dir. Every evalua
 the trial, so the pruner can stop a bad run early; the final evaluation is the trial's value."""
 
 import gc
-import importlib
 import logging
 import os
 import socket
@@ -15,12 +14,12 @@ import torch
 from transformers import HfArgumentParser, TrainerCallback
 
 from ..args import config_to_flags, parse_config_and_flags
+from ..entry_points import TRAIN_SCRIPT, import_script
 from ..training.checkpoints import CheckpointError
 from ..training.nonfinite import NonFiniteError
 from .space import Parameter, sample
 
 logger = logging.getLogger(__name__)
-SCRIPT = "run_speech_recognition_seq2seq_streaming"
 SET_BY_THE_SEARCH = ("output_dir", "overwrite_output_dir", "resume_from_checkpoint")
 
 
@@ -77,13 +76,7 @@ class ReportToTrial(TrainerCallback):
 
 def training_script():
     """The kit's training entry point, at the top of the repository beside the package."""
-    try:
-        return importlib.import_module(SCRIPT)
-    except ModuleNotFoundError as error:
-        if error.name != SCRIPT:
-            raise
-        raise ModuleNotFoundError(f"the search runs the kit's training script, {SCRIPT}.py: run it from the "
-                                  "repository's top folder, where that script is", name=SCRIPT) from None
+    return import_script(TRAIN_SCRIPT)
 
 
 def check_base_config(script, config: str, space: list[Parameter], objective: Objective, pruning: bool) -> None:
@@ -91,7 +84,7 @@ def check_base_config(script, config: str, space: list[Parameter], objective: Ob
     known = {f.name for group in script.ARGUMENTS for f in fields(group)}
     unknown = [parameter.name for parameter in space if parameter.name not in known]
     if unknown:
-        raise ValueError(f"the search space names {unknown}, which are not arguments of {SCRIPT}.py (see its --help)")
+        raise ValueError(f"the search space names {unknown}, which are not arguments of {TRAIN_SCRIPT.name} (see its --help)")
     reserved = [parameter.name for parameter in space if parameter.name in SET_BY_THE_SEARCH]
     if reserved:
         raise ValueError(f"the search sets {reserved} for each trial itself: remove them from the search space")
