@@ -13,11 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
-import whisper_finetuning.data.sources as sources
+import whisper_finetuning.data.text_files as text_files
 from whisper_finetuning.args import DataArguments, PreprocessingArguments
 from whisper_finetuning.data.audio import decode_row_audio, load_audio
+from whisper_finetuning.data.common_voice import CommonVoiceTable
+from whisper_finetuning.data.fleurs import is_fleurs_folder
 from whisper_finetuning.data.mixing import count_samples, load_mixture, parse_dataset_specs
-from whisper_finetuning.data.sources import DataSourceError, is_fleurs_folder, load_source
+from whisper_finetuning.data.rows import COLUMNS, DataSourceError
+from whisper_finetuning.data.sources import load_source
 from whisper_finetuning.features.preprocessing import FilterSettings, Preprocessor, prepare
 from whisper_finetuning.training.arguments import RetentionArguments, TrainingDataArguments
 from whisper_finetuning.training.stream import eval_set, train_stream
@@ -64,9 +67,9 @@ def audio_manifest(corpus, tmp_path, good: int, missing: int) -> Path:
 
 # --- malformed rows -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shard_bytes", [sources.SHARD_BYTES, 300])  # one shard, and the rows spread over many
+@pytest.mark.parametrize("shard_bytes", [text_files.SHARD_BYTES, 300])  # one shard, and the rows spread over many
 def test_malformed_rows_flow_as_rows_naming_file_and_line(corpus, tmp_path, processor, monkeypatch, shard_bytes):
-    monkeypatch.setattr(sources, "SHARD_BYTES", shard_bytes)
+    monkeypatch.setattr(text_files, "SHARD_BYTES", shard_bytes)
     folder = common_voice_copy(corpus, tmp_path)
     tsv = folder / "train.tsv"
     header, *lines = tsv.read_text().splitlines(keepends=True)
@@ -77,7 +80,7 @@ def test_malformed_rows_flow_as_rows_naming_file_and_line(corpus, tmp_path, proc
     tsv.write_text(header + "".join(lines))
 
     rows = list(load_source(str(folder), None, "train"))
-    assert len(rows) == 18 and sources.COLUMNS[-1] == "error"
+    assert len(rows) == 18 and COLUMNS[-1] == "error"
     broken = [r for r in rows if r["error"]]
     assert [r["error"] for r in broken] == [f"{tsv} line 15: 14 columns, the header has 13",
                                             f"{tsv} line 19: 3 columns, the header has 13"]
@@ -305,14 +308,14 @@ def test_a_truncated_fleurs_archive_says_download_it_again(corpus, tmp_path):
 def opened_ranges(monkeypatch):
     """The byte ranges of text files read while rows stream (clear it after loading, before iterating)."""
     opened = []
-    original = sources.ShardLines.__iter__
+    original = text_files.ShardLines.__iter__
 
     def recording(self):
         opened.append((str(self.path), self.start, self.end))
         return original(self)
 
-    monkeypatch.setattr(sources.ShardLines, "__iter__", recording)
-    monkeypatch.setattr(sources, "SHARD_BYTES", 400)
+    monkeypatch.setattr(text_files.ShardLines, "__iter__", recording)
+    monkeypatch.setattr(text_files, "SHARD_BYTES", 400)
     return opened
 
 
@@ -353,7 +356,7 @@ def test_a_mixture_keeps_whole_shards_per_process(corpus, opened_ranges):
 
 def test_counting_rows_parses_none(corpus, monkeypatch):
     parsed = []
-    parse = sources.CommonVoiceTable.parse
-    monkeypatch.setattr(sources.CommonVoiceTable, "parse", lambda self, line: parsed.append(line) or parse(self, line))
+    parse = CommonVoiceTable.parse
+    monkeypatch.setattr(CommonVoiceTable, "parse", lambda self, line: parsed.append(line) or parse(self, line))
     assert count_samples(parse_dataset_specs(str(corpus / "common_voice"), "sv-SE", "validated", None)[0]) == 30
     assert len(parsed) == 1  # only the first row, to check that its clip exists

@@ -14,7 +14,8 @@ from transformers import WhisperFeatureExtractor
 from whisper_finetuning.features.log_mel import LogMelExtractor
 from whisper_finetuning.data.mixing import load_mixture, parse_dataset_specs, parse_probabilities
 from whisper_finetuning.features.preprocessing import FilterSettings, Preprocessor, prepare
-from whisper_finetuning.data.sources import COLUMNS, DataSourceError, load_source
+from whisper_finetuning.data.rows import COLUMNS, DataSourceError
+from whisper_finetuning.data.sources import load_source
 from whisper_finetuning.synthetic.corpus import CV_COLUMNS
 
 

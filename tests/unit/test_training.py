@@ -8,7 +8,7 @@ from huggingface_hub import ModelCard
 
 import run_speech_recognition_seq2seq_streaming as train_script
 from training_runs import arguments, assert_same_weights, losses, train_stopped_by_sigterm
-from whisper_finetuning.data.sources import DataSourceError
+from whisper_finetuning.data.rows import DataSourceError
 from whisper_finetuning.training.checkpoints import last_complete_checkpoint
 
 

@@ -8,7 +8,7 @@ strategy, all_exhausted_without_replacement, streams every sample of every datas
 first_exhausted silently cut train+validation to about twice the validation size).
 
 Processes read disjoint shares without reading each other's: every local source has a multiple of `world_size`
-shards (see `sources`). `split_dataset_by_node` hands out whole shards only when the (interleaved) dataset's shard
+shards (see `text_files`). `split_dataset_by_node` hands out whole shards only when the (interleaved) dataset's shard
 count is a multiple of `world_size`, otherwise every process reads every row and keeps one in `world_size`. An
 interleaved dataset counts the fewest shards of its sources (datasets' `CyclingMultiSourcesExamplesIterable` and
 `RandomlyCyclingMultiSourcesExamplesIterable.num_shards`) and passes the split on to each source, which keeps its

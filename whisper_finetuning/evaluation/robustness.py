@@ -137,7 +137,7 @@ class NoisySets:
 
 def write_noisy_sets(rows, source: str, folder: Path, snrs: list, max_samples: int | None = None, seed: int = 0,
                      color: str = "white") -> NoisySets:
-    """Write the first `max_samples` rows (all when None) of `rows` (source rows, see data/sources.py) at each SNR
+    """Write the first `max_samples` rows (all when None) of `rows` (source rows, see data/rows.py) at each SNR
     of `snrs` into `folder`, or reuse what an earlier call with the same `source`, settings and SNRs wrote.
     `source` names the rows (dataset, config, split) in the description."""
     if color not in NOISE_COLORS:

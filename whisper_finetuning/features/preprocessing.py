@@ -1,4 +1,4 @@
-"""Turn rows (see `data.sources`) into model inputs: decode, resample, filter, log-mel, tokenize; count what is skipped.
+"""Turn rows (see `data.rows`) into model inputs: decode, resample, filter, log-mel, tokenize; count what is skipped.
 
 Every skipped sample is counted by reason (empty text, unreadable audio, too short, too long, labels longer than
 the decoder's positions, ...), and the samples each dataset contributed are counted too; `report()` logs both.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from normalizers import get_target_normalizer
 
 from ..data.audio import SAMPLING_RATE, AudioError, ShorterThanListedError, check_listed_duration, decode_row_audio
-from ..data.sources import DataSourceError
+from ..data.rows import DataSourceError
 from .log_mel import LogMelExtractor
 
 logger = logging.getLogger(__name__)
