@@ -63,7 +63,7 @@ def check_listed_duration(samples: np.ndarray, listed_seconds: float, source: st
 
 
 def decode_row_audio(audio: dict) -> np.ndarray:
-    """16 kHz mono float32 from a row's {"path", "bytes"} (see `sources`)."""
+    """16 kHz mono float32 from a row's {"path", "bytes"} (see `rows`)."""
     if audio.get("bytes"):
         return load_audio(io.BytesIO(audio["bytes"]), source=f"{audio.get('path') or 'a sample'} (bytes)")
     if not audio.get("path"):

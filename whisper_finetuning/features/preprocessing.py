@@ -24,6 +24,7 @@ from normalizers import get_target_normalizer
 from ..data.audio import SAMPLING_RATE, AudioError, ShorterThanListedError, check_listed_duration, decode_row_audio
 from ..data.rows import DataSourceError
 from .log_mel import LogMelExtractor
+from .targets import SampleChoice, TargetSettings, build_labels, choose, no_speech_audio, speech_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -43,32 +44,34 @@ class PipelineStats:
     skipped: Counter = field(default_factory=Counter)  # per reason
     broken: list = field(default_factory=list)  # (path or id, error), the first 20
     augmented: Counter = field(default_factory=Counter)  # per transform
+    targets: Counter = field(default_factory=Counter)  # timestamps, prompts, no-speech samples (targets.py)
 
 
 BROKEN_REASONS = ("malformed row", "unreadable audio", "audio shorter than listed")
 
 
 def make_preprocessor(processor, language: str, preprocessing_args, max_label_length: int,
-                      durations: tuple[float, float] | None = None, augment=None) -> "Preprocessor":
+                      durations: tuple[float, float] | None = None, augment=None,
+                      targets: TargetSettings | None = None) -> "Preprocessor":
     """The Preprocessor of a run: the target normalizer of `language` with the run's case and punctuation settings
     (PreprocessingArguments), its duration filters (or `durations`, as (min, max) seconds) and the label limit."""
     normalize = get_target_normalizer(language, preprocessing_args.do_lower_case,
                                       preprocessing_args.do_remove_punctuation)
     low, high = durations or (preprocessing_args.min_duration_in_seconds, preprocessing_args.max_duration_in_seconds)
     return Preprocessor(processor, FilterSettings(low, high, max_label_length), normalize_text=normalize,
-                        augment=augment)
-
+                        augment=augment, targets=targets)
 
 class Preprocessor:
     """Callable for `IterableDataset.map`: adds input_features, labels and skip_reason ("" when kept)."""
 
     def __init__(self, processor, settings: FilterSettings | None = None, normalize_text=None,
-                 num_threads: int | None = None, augment=None):
+                 num_threads: int | None = None, augment=None, targets: TargetSettings | None = None):
         self.tokenizer = processor.tokenizer
         self.log_mel = LogMelExtractor(processor.feature_extractor)
         self.settings = settings or FilterSettings()
         self.normalize_text = normalize_text or (lambda text: text)
         self.augment = augment  # None: the audio as decoded
+        self.targets = targets if targets is not None and targets.enabled else None  # None: plain text labels
         self.stats = PipelineStats()
         self.lock = threading.Lock()
         # Decoding (libsndfile), resampling (soxr) and the STFT release the GIL, so threads use every core; two per
@@ -106,8 +109,9 @@ class Preprocessor:
         settings = self.settings
         if row.get("error"):
             return self._broken("malformed row", row["id"], row["error"])
-        text = self.normalize_text(row["text"] or "").strip()
-        if not text:
+        choice = self._target_choice(row)
+        text = "" if choice.no_speech else self.normalize_text(row["text"] or "").strip()
+        if not text and not choice.no_speech:
             return self._skip("empty text")
         where = row["audio"].get("path") or row["id"]
         try:
@@ -117,6 +121,8 @@ class Preprocessor:
             return self._broken("audio shorter than listed", where, str(error))
         except AudioError as error:
             return self._broken("unreadable audio", where, str(error))
+        if choice.no_speech:
+            audio = no_speech_audio(choice.no_speech, len(audio), choice.noise_seed)
         if self.augment is not None:
             audio = self._augmented(audio, row)
         duration = len(audio) / SAMPLING_RATE
@@ -124,12 +130,35 @@ class Preprocessor:
             return self._skip(f"shorter than {settings.min_duration_in_seconds} s")
         if duration > settings.max_duration_in_seconds:
             return self._skip(f"longer than {settings.max_duration_in_seconds} s")
-        labels = self.tokenizer(text).input_ids
+        if self.targets is None:
+            labels = self.tokenizer(text).input_ids
+        else:
+            labels, kinds = self._target_labels(text, audio, choice, row.get("previous_text"))
         if len(labels) > settings.max_label_length:
             return self._skip(f"labels longer than {settings.max_label_length} tokens")
         with self.lock:
             self.stats.kept[row["dataset"]] += 1
+            if self.targets is not None:
+                self.stats.targets.update(kinds)
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
+
+    def _target_choice(self, row: dict) -> SampleChoice:
+        if self.targets is None:
+            return SampleChoice()
+        if "pass" not in row or "row" not in row:
+            raise ValueError("timestamps, prompts and no-speech samples are drawn per (pass, row): the rows need "
+                             "'pass' and 'row' columns, which training.stream.TrainingStream adds")
+        return choose(self.targets, (row["pass"], row["row"]))
+
+    def _target_labels(self, text: str, audio, choice: SampleChoice, previous_text: str | None):
+        """(labels, what they hold) of a sample under TargetSettings."""
+        kinds = [f"no speech ({choice.no_speech})"] if choice.no_speech else []
+        bounds = speech_bounds(audio) if choice.timestamps else None
+        prompt = self.normalize_text(previous_text or "").strip() if choice.prompt else ""
+        kinds += ["timestamps"] if bounds else []
+        kinds += ["previous-text prompt"] if prompt else []
+        labels = build_labels(self.tokenizer, text, bounds, prompt, self.settings.max_label_length)
+        return labels, kinds
 
     def _augmented(self, audio, row: dict):
         if "pass" not in row or "row" not in row:
@@ -165,6 +194,8 @@ class Preprocessor:
             logger.info("Skipped %d samples: %s", count, reason)
         for name, count in sorted(self.stats.augmented.items()):
             logger.info("Augmentation %s applied to %d samples", name, count)
+        for kind, count in sorted(self.stats.targets.items()):
+            logger.info("Training targets: %d samples with %s", count, kind)
 
 
 def prepare(rows, preprocessor: Preprocessor, batch_size: int = 32):

@@ -86,6 +86,17 @@ class TrainingDataArguments:
                 "every sample as before. Evaluation audio is never augmented. SpecAugment (--apply_spec_augment, "
                 "--mask_time_prob, ...) masks the log-mel of the augmented audio on top. Needs the augment extra; "
                 "not with --feature_cache_dir"})
+    timestamp_probability: float = field(default=0.0, metadata={
+        "help": "share of training samples whose labels carry Whisper's timestamp tokens (<|t_start|> text <|t_end|>, "
+                "the times of the clip's speech by an energy trim) instead of <|notimestamps|>: keeps the timestamps "
+                "that long-form transcription and subtitles need (distil-whisper used 0.2). Not with "
+                "--feature_cache_dir"})
+    prompt_probability: float = field(default=0.0, metadata={
+        "help": "share of training samples given the previous row's text (same dataset) as a <|startofprev|> "
+                "prompt, left out of the loss: keeps conditioning on previous text (distil-whisper used 0.1)"})
+    no_speech_probability: float = field(default=0.0, metadata={
+        "help": "share of training samples whose audio is replaced by silence or noise (white, pink, brown; -60 to "
+                "-30 dBFS) with an empty transcript, so the fine-tune learns to write nothing on them"})
     eval_dataset_name: str | None = field(default=None, metadata={"help": "'+'-separated (default: dataset_name)"})
     eval_dataset_config_name: str | None = field(default=None, metadata={
         "help": "'+'-separated (default: dataset_config_name)"})
@@ -107,6 +118,14 @@ class TrainingDataArguments:
                              "holds features of the clean audio, computed once, while augmentation draws new audio "
                              "for every pass. Drop --feature_cache_dir to augment, or drop --augmentation_config to "
                              "train on the cache")
+        for name in ("timestamp_probability", "prompt_probability", "no_speech_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name} must be in [0, 1], not {getattr(self, name)}")
+        if self.feature_cache_dir and (self.timestamp_probability or self.prompt_probability or
+                                       self.no_speech_probability):
+            raise ValueError("--timestamp_probability, --prompt_probability and --no_speech_probability draw each "
+                             "sample's targets per pass, which the feature cache (labels computed once) cannot hold: "
+                             "drop --feature_cache_dir or set them to 0")
         for name in ("shuffle_buffer_size", "max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -14,6 +14,7 @@ from ..data.mixing import load_mixture, parse_dataset_specs, parse_probabilities
 from ..features import cache
 from ..features.log_mel import compact, expand
 from ..features.preprocessing import Preprocessor, make_preprocessor, prepare
+from ..features.targets import TargetSettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class TrainingStream(torch.utils.data.IterableDataset):
             rows = rows.take(self.max_samples)
         # (pass, row) names the sample: the Preprocessor keys its augmentation draws by it, the trainer its position
         rows = rows.map(lambda row, index: {"row": index, "pass": number}, with_indices=True)
+        rows = rows.map(PreviousText())  # before the skip: a resumed pass reads the same previous texts
         if first_row:
             rows = rows.skip(first_row)  # reads the skipped rows' metadata, decodes nothing
         return self.to_examples(rows)
@@ -58,6 +60,19 @@ class TrainingStream(torch.utils.data.IterableDataset):
             if produced == 0 and not (number == first_pass and first_row):
                 raise ValueError("the training data has no usable sample for this process: every one was skipped "
                                  f"({self.skip_counts()}) or there were none")
+
+
+class PreviousText:
+    """Adds `previous_text`: the text of the row before in this pass when it comes from the same dataset, else ""
+    (the previous-text prompt of features/targets.py). Rows are read in order by one process, so it is exact."""
+
+    def __init__(self):
+        self.dataset, self.text = None, ""
+
+    def __call__(self, row: dict) -> dict:
+        previous = self.text if row["dataset"] == self.dataset else ""
+        self.dataset, self.text = row["dataset"], row["text"] or ""
+        return {"previous_text": previous}
 
 
 def share_of(total: int | None, rank: int, world_size: int) -> int | None:
@@ -81,16 +96,18 @@ def with_replay(specs: list, probabilities: list[float] | None, retention_args, 
     probabilities = [weight * (1 - share) for weight in target] + [share / len(replay)] * len(replay)
     language_token = {spec.label: tokenizer.convert_tokens_to_ids(f"<|{language}|>")
                       for spec, language in zip(replay, languages)}
-    target_token = tokenizer.prefix_tokens[1]  # <|startoftranscript|>, then the language token
+    start_token, target_token = tokenizer.prefix_tokens[:2]  # <|startoftranscript|>, then the language token
 
     def relabel_one(example):
         token = language_token.get(example["dataset"])
         if token is None:
             return {}
         labels = list(example["labels"])
-        if labels[1] != target_token:
-            raise ValueError(f"a replay label does not start with the target language token: {labels[:4]}")
-        labels[1] = token
+        language_at = labels.index(start_token) + 1  # after a previous-text prompt, if the label has one
+        if labels[language_at] != target_token:
+            raise ValueError(f"a replay label does not have the target language token after <|startoftranscript|>: "
+                             f"{labels[:language_at + 3]}")
+        labels[language_at] = token
         return {"labels": labels}
 
     logger.info("Replay: %.0f %% of the samples from %s", 100 * share, ", ".join(spec.label for spec in replay))
@@ -112,8 +129,14 @@ def train_stream(data_args, preprocessing_args, train_data_args, retention_args,
         augment = load_augmenter(train_data_args.augmentation_config, training_args.seed)
         logger.info("Augmenting the training audio (%s, seed %d): %s", train_data_args.augmentation_config,
                     training_args.seed, augment.config.describe())
+    targets = TargetSettings(train_data_args.timestamp_probability, train_data_args.prompt_probability,
+                             train_data_args.no_speech_probability, training_args.seed)
+    if targets.enabled:
+        logger.info("Training targets: timestamps on %.0f %%, a previous-text prompt on %.0f %%, silence or noise "
+                    "with an empty transcript on %.0f %% of the samples", 100 * targets.timestamp_probability,
+                    100 * targets.prompt_probability, 100 * targets.no_speech_probability)
     preprocessor = make_preprocessor(processor, data_args.language, preprocessing_args, max_label_length,
-                                     augment=augment)
+                                     augment=augment, targets=targets)
     rank, world_size = training_args.process_index, training_args.world_size
     max_samples = share_of(train_data_args.max_train_samples, rank, world_size)
 
