@@ -110,7 +110,8 @@ def main(argv=None, callbacks=()) -> dict:
     signal_callback = SaveOnSignalCallback()
     trainer = WhisperTrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-        data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id), processing_class=processor,
+        data_collator=SpeechSeq2SeqCollator(model.config.decoder_start_token_id, model.config.pad_token_id),
+        processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer, normalization, train_data_args.do_normalize_eval),
         callbacks=[signal_callback, *callbacks], nonfinite=dict(
             skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps, min_loss_scale=finetuning_args.min_loss_scale,

@@ -5,6 +5,7 @@ A dataset read from a local Common Voice release or FLEURS folder is named by it
 those); any other local dataset by its folder or file name, never by a path on this machine.
 """
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,47 @@ def common_voice_identity(name: str) -> tuple[str, str]:
 
 
 def public_name(name: str) -> str:
-    """A dataset name fit for a card: a Hub id as it is, a local path reduced to its folder or file name."""
+    """A model or dataset name fit to be shared (cards, pushed files, reports): a Hub id as it is, a local path (one
+    that exists here, or any absolute path) reduced to its folder or file name."""
+    if not name:
+        return name  # Path("") is the working directory
     path = Path(name).expanduser()
-    return path.resolve().name if path.exists() else name
+    if path.exists():
+        return path.resolve().name  # "./" or "model/.." by the folder's real name
+    return path.name if path.is_absolute() else name
+
+
+def without_local_paths(value, local_paths):
+    """`value` (a string, or the strings in a list or dict, however nested) with each of these local paths, in any
+    absolute form (as given, or with symbolic links resolved), written as its folder or file name (public_name):
+    with the data folder /home/me/data/cv, "/home/me/data/cv/clips/1.mp3" becomes "cv/clips/1.mp3". Names that are
+    not local paths (Hub ids) change nothing."""
+    return _replace_paths(value, _local_path_replacements(local_paths))
+
+
+def _local_path_replacements(local_paths) -> list[tuple[str, str]]:
+    replacements = {}
+    for name in local_paths:
+        path = Path(name).expanduser() if name else None
+        if path is None or not (path.exists() or path.is_absolute()):
+            continue  # a Hub id
+        for form in (os.path.abspath(path), os.path.realpath(path)):
+            if form.rstrip("/"):
+                replacements[form.rstrip("/")] = public_name(name)
+    # The longest first: a folder inside another is named by its own name
+    return sorted(replacements.items(), key=lambda item: len(item[0]), reverse=True)
+
+
+def _replace_paths(value, replacements: list[tuple[str, str]]):
+    if isinstance(value, str):
+        for path, name in replacements:
+            value = value.replace(path, name)
+        return value
+    if isinstance(value, dict):
+        return {key: _replace_paths(item, replacements) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_paths(item, replacements) for item in value]
+    return value
 
 
 def identify(spec: DatasetSpec) -> DatasetIdentity:

@@ -32,10 +32,10 @@ from pathlib import Path
 import yaml
 
 from .args import config_to_flags, read_config
-from .cards import FLEURS_HUB, identify
+from .cards import FLEURS_HUB, identify, public_name
 from .data.mixing import DatasetSpec, load_mixture, parse_dataset_specs
 from .evaluation.paired import paired_differences, paired_table
-from .evaluation.reports import RESULTS, predictions_file, same_model
+from .evaluation.reports import RESULTS, OutputDirError, earlier_model, predictions_file, same_model
 from .evaluation.robustness import (DEFAULT_SNRS, NOISE_COLORS, NoisySets, RobustnessError, parse_snrs,
                                     plot_robustness, robustness_table, snr_label, write_noisy_sets)
 from .entry_points import EVAL_SCRIPT, REPO, TRAIN_SCRIPT
@@ -150,9 +150,10 @@ def reusable(output_dir: Path, model: str, request: dict) -> list[dict] | None:
     try:
         earlier = json.loads((output_dir / REQUEST).read_text())
         results = json.loads((output_dir / RESULTS).read_text())
-    except (FileNotFoundError, ValueError):
+        evaluated = earlier_model(output_dir, results.get("model", ""))  # results.json names a local model by name
+    except (FileNotFoundError, ValueError, OutputDirError):
         return None
-    if earlier != request or not results.get("complete") or not same_model(results.get("model", ""), model):
+    if earlier != request or not results.get("complete") or not same_model(evaluated, model):
         return None
     return results["results"]
 
@@ -203,10 +204,10 @@ def scores(result: dict) -> dict:
 def robustness_scores(results: list[dict], noisy: NoisySets, output_dir: Path) -> dict[str, dict]:
     """SNR label -> scores and the per-clip predictions file (for the paired comparison), matched by the manifest
     each result was read from; `output_dir`: where run_eval wrote them."""
-    by_source = {result["source"]: result for result in results}
+    by_source = {public_name(result["source"]): result for result in results}  # run_eval names a file by its name
     curve = {}
     for noisy_set in noisy.sets:
-        result = by_source[str(noisy_set.manifest)]
+        result = by_source[public_name(str(noisy_set.manifest))]
         curve[noisy_set.label] = {**scores(result), "predictions": str(output_dir / predictions_file(result))}
     return curve
 

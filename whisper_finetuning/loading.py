@@ -7,9 +7,14 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
+from .files import write_json_atomic
 from .offline.resolver import resolve_model
 
 ADAPTER_CONFIG = "adapter_config.json"
+# Where an adapter's local base is on this machine. adapter_config.json is pushed with the adapter, so it names a
+# local base by its folder name only; this record keeps the path, in the training run's folder, and a leading "_"
+# keeps it out of every Hub push (a checkpoint folder, pushed whole, finds it in its run folder).
+LOCAL_BASE = "_local_base_model.json"
 
 
 class AdapterBaseError(OSError):
@@ -46,18 +51,21 @@ def import_peft():
 
 
 def load_adapter(folder: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa", **hub_kwargs):
-    """(merged model, processor) of a LoRA adapter folder: its base model (Hub, offline copy or folder) with the
-    adapter merged in, the adapter's generation config (language, task) and its processor when saved with it."""
+    """(merged model, processor) of a LoRA adapter folder: its base model (Hub, offline copy or folder; a local base,
+    which the adapter names by its folder name, where its run recorded it) with the adapter merged in, the adapter's
+    generation config (language, task) and its processor when saved with it."""
     PeftModel = import_peft().PeftModel
 
-    base = json.loads((Path(folder) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-    if not base:
+    name = json.loads((Path(folder) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not name:
         raise AdapterBaseError(f"{folder} is a LoRA adapter that does not name its base model "
                                f"(base_model_name_or_path in {ADAPTER_CONFIG})")
+    base = local_base(folder, name) or name
     try:
         base_model, processor = load_whisper(base, dtype=dtype, attn_implementation=attn_implementation, **hub_kwargs)
     except OSError as error:
-        raise AdapterBaseError(f"{folder} is a LoRA adapter for {base}, which cannot be found ({error}); make "
+        where = f" (the local folder {base}, as {LOCAL_BASE} records it)" if base != name else ""
+        raise AdapterBaseError(f"{folder} is a LoRA adapter for {name}{where}, which cannot be found ({error}); make "
                                f"{base} reachable (the Hub, its offline copy, or that folder)") from error
     model = PeftModel.from_pretrained(base_model, folder).merge_and_unload().eval()
     if (Path(folder) / "generation_config.json").is_file():
@@ -65,6 +73,26 @@ def load_adapter(folder: str, dtype: torch.dtype = torch.float32, attn_implement
     if (Path(folder) / "tokenizer_config.json").is_file():
         processor = WhisperProcessor.from_pretrained(folder)
     return model, processor
+
+
+def record_local_base(run_folder, name: str, path: str) -> None:
+    """Record where the local base that an adapter names `name` is on this machine (see LOCAL_BASE)."""
+    write_json_atomic(Path(run_folder) / LOCAL_BASE,
+                      {"base_model_name_or_path": name, "path": str(Path(path).expanduser().resolve())})
+
+
+def local_base(folder, name: str) -> str | None:
+    """The path of the local base an adapter folder names `name`, as its training run recorded it (in the adapter
+    folder, or for a checkpoint-N folder in the run folder above it); None without such a record."""
+    folder = Path(folder)
+    places = [folder, folder.parent] if folder.name.startswith("checkpoint-") else [folder]
+    for place in places:
+        record = place / LOCAL_BASE
+        if record.is_file():
+            recorded = json.loads(record.read_text())
+            if recorded.get("base_model_name_or_path") == name:  # the record of this base, not of another run's
+                return recorded["path"]
+    return None
 
 
 def language_kwargs(model, language: str | None, task: str = "transcribe") -> dict:

@@ -2,6 +2,8 @@
 adapter, loading the adapter folder for evaluation, and merging it into a plain checkpoint."""
 
 import json
+import re
+import shutil
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ import run_eval
 import run_speech_recognition_seq2seq_streaming as train_script
 from training_runs import arguments, assert_same_weights, losses, train_stopped_by_sigterm
 from whisper_finetuning.export.merge import merge_adapter
-from whisper_finetuning.loading import AdapterBaseError, load_whisper
+from whisper_finetuning.loading import LOCAL_BASE, AdapterBaseError, load_whisper
 
 LORA = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0.0"]
 
@@ -32,8 +34,11 @@ def test_lora_checkpoints_hold_the_adapter_only_and_resume_exactly(tiny_model_di
     train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))  # auto-resume
     assert_same_weights(straight, interrupted, file="adapter_model.safetensors")
     assert losses(interrupted)[-3:] == losses(straight)[-3:]
+    # adapter_config.json is pushed: it names the local base by its folder name; where that folder is stays here
     config = json.loads((straight / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str(tiny_model_dir) and config["r"] == 4
+    assert config["base_model_name_or_path"] == tiny_model_dir.name and config["r"] == 4
+    assert json.loads((straight / LOCAL_BASE).read_text()) == {"base_model_name_or_path": tiny_model_dir.name,
+                                                               "path": str(tiny_model_dir.resolve())}
 
 
 def test_the_adapter_folder_evaluates_and_merges_into_a_plain_checkpoint(tiny_model_dir, corpus, tmp_path):
@@ -47,6 +52,9 @@ def test_the_adapter_folder_evaluates_and_merges_into_a_plain_checkpoint(tiny_mo
 
     merged_model, _ = load_whisper(str(out))
     assert type(merged_model) is WhisperForConditionalGeneration  # merged: no peft wrapper at inference
+    from_checkpoint, _ = load_whisper(str(out / "checkpoint-2"))  # finds the local base through its run folder
+    for name, tensor in merged_model.state_dict().items():
+        assert torch.equal(from_checkpoint.state_dict()[name], tensor), name
     base, _ = load_whisper(str(tiny_model_dir))
     changed = [n for n, p in merged_model.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
     assert changed and all("proj" in n for n in changed)  # the adapter moved the attention projections only
@@ -66,12 +74,18 @@ def test_the_adapter_folder_evaluates_and_merges_into_a_plain_checkpoint(tiny_mo
 
 
 def test_an_adapter_whose_base_cannot_be_found_is_a_clear_error(tiny_model_dir, corpus, tmp_path):
-    out = tmp_path / "lora"
-    train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--max_steps", "1", "--save_steps", "100",
-                                *LORA))
-    config_path = out / "adapter_config.json"
-    config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = str(tmp_path / "moved-away")
-    config_path.write_text(json.dumps(config))
-    with pytest.raises(AdapterBaseError, match=r"LoRA adapter for .*moved-away, which cannot be found"):
+    base, out = tmp_path / "my-base", tmp_path / "lora"
+    shutil.copytree(tiny_model_dir, base)
+    train_script.main(arguments(base, corpus, out, "--do_train", "--max_steps", "1", "--save_steps", "100", *LORA))
+    # As pushed (or copied without its local record): the base is only a folder name, found nowhere here
+    pushed = tmp_path / "pushed"
+    shutil.copytree(out, pushed, ignore=shutil.ignore_patterns("_*", "checkpoint-*"))
+    with pytest.raises(AdapterBaseError, match=r"(?s)LoRA adapter for my-base, which cannot be found.*make my-base "
+                                               r"reachable"):
+        load_whisper(str(pushed))
+    # The base folder moved away from where the run recorded it
+    recorded = re.escape(str(base.resolve()))
+    base.rename(tmp_path / "moved-away")
+    with pytest.raises(AdapterBaseError, match=rf"LoRA adapter for my-base \(the local folder {recorded}, as "
+                                               rf"{LOCAL_BASE} records it\), which cannot be found"):
         load_whisper(str(out))

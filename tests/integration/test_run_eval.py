@@ -1,6 +1,7 @@
 """run_eval.py end to end on the synthetic Common Voice and FLEURS layouts, with the real tiny.en model."""
 
 import json
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -11,9 +12,11 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 import run_eval
+from local_paths import assert_nothing_local, folder_files
 from whisper_finetuning.data.audio import to_model_rate
 from whisper_finetuning.evaluation.reports import merge_into_card, predictions_file
-from whisper_finetuning.data.sources import DataSourceError
+from whisper_finetuning.data.rows import DataSourceError
+from whisper_finetuning.offline.resolver import resolve_model
 from whisper_finetuning.synthetic.corpus import generate
 from whisper_finetuning.synthetic.tts import synthesize
 
@@ -67,6 +70,17 @@ def test_model_index_is_leaderboard_ready(evaluated):
     assert [(e.dataset_type, e.dataset_config, e.dataset_split, e.metric_type) for e in entries] == [
         ("mozilla-foundation/common_voice_17_0", "en", "test", "wer"), ("google/fleurs", "en_us", "test", "wer")]
     assert entries[0].metric_value == round(results[0]["wer"], 2)  # percent, as the leaderboard expects
+
+
+def test_the_reports_hold_no_local_path(evaluated, english_corpus):
+    out, _ = evaluated
+    local = [english_corpus]
+    model = Path(resolve_model("openai/whisper-tiny.en"))
+    if model.is_dir():  # the offline copy (else the Hub id itself, which the reports name)
+        local.append(model)
+    shared = {name: content for name, content in folder_files(out).items() if not name.startswith("_")}
+    assert {"results.json", "results.md", "model_index.yaml"} <= set(shared)
+    assert_nothing_local(shared, local, what="run_eval's reports")
 
 
 def test_results_merge_into_an_existing_model_card(evaluated):

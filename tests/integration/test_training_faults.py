@@ -16,7 +16,7 @@ from training_runs import arguments, assert_same_weights
 from whisper_finetuning.training.checkpoints import CheckpointError
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
 from whisper_finetuning.training.run_record import OutputDirError
-from whisper_finetuning.training.trainer import NonFiniteError
+from whisper_finetuning.training.nonfinite import NonFiniteError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,7 +148,7 @@ def test_checkpoints_without_optimizer_state_are_not_resumed_silently(tiny_model
 
 class FakeHub:
     """Records what the Trainer's push sends (huggingface_hub's HfApi as transformers calls it), reading the
-    uploaded folder at the moment of the upload."""
+    uploaded folder at the moment of the upload and leaving out what huggingface_hub would."""
 
     def __init__(self):
         self.repos, self.uploads = [], []
@@ -159,16 +159,17 @@ class FakeHub:
         self.repos.append(repo_id)
         return SimpleNamespace(repo_id=repo_id)
 
-    def upload_folder(self, repo_id, folder_path, ignore_patterns=(), **kwargs):
-        from fnmatch import fnmatch
-        from pathlib import Path
+    def upload_folder(self, repo_id, folder_path, ignore_patterns=(), path_in_repo=None, commit_message=None,
+                      **kwargs):
+        from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
-        files = {}
-        for path in sorted(Path(folder_path).rglob("*")):
-            relative = path.relative_to(folder_path).as_posix()
-            if path.is_file() and not any(fnmatch(relative.split("/")[0], p) for p in ignore_patterns):
-                files[relative] = path.read_bytes()
-        self.uploads.append({"repo_id": repo_id, "files": files, "token": kwargs.get("token")})
+        from local_paths import folder_files
+
+        files = folder_files(folder_path)
+        kept = set(filter_repo_objects(files, ignore_patterns=list(ignore_patterns) + DEFAULT_IGNORE_PATTERNS))
+        self.uploads.append({"repo_id": repo_id, "files": {name: files[name] for name in sorted(kept)},
+                             "token": kwargs.get("token"), "path_in_repo": path_in_repo,
+                             "commit_message": commit_message})
         if kwargs.get("run_as_future"):  # the Trainer pushes checkpoints in the background
             from concurrent.futures import Future
 
@@ -177,19 +178,36 @@ class FakeHub:
             return future
 
 
-def test_push_sends_the_kit_card_to_hub_model_id_with_no_token_or_local_path(tiny_model_dir, corpus, tmp_path,
+LORA = ["--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0.0"]
+PUSHES = {  # each also pushes every checkpoint (hub_strategy checkpoint: the checkpoint folder as well)
+    "full": ["--report_to", "tensorboard"],  # TensorBoard's runs/ folder is pushed with the model
+    "best": ["--eval_strategy", "steps", "--eval_steps", "1", "--load_best_model_at_end", "true",
+             # the highest loss: an early checkpoint, not the last one, is the best
+             "--metric_for_best_model", "loss", "--greater_is_better", "true"],
+    "lora": LORA,
+}
+
+
+@pytest.mark.parametrize("variant", PUSHES)
+def test_push_sends_the_kit_card_to_hub_model_id_with_no_token_or_local_path(variant, tiny_model_dir, corpus,
+                                                                             tmp_path, tmp_path_factory,
                                                                              monkeypatch, caplog):
     import transformers.trainer
+
+    from local_paths import assert_nothing_local
+    from whisper_finetuning.loading import LOCAL_BASE
 
     hub = FakeHub()
     monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     secret = "hf_SECRETtoken1234567890"
-    out = tmp_path / "run"
+    out, cache = tmp_path / "run", tmp_path / "hub-cache"
+    argv = arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "3", "--save_steps", "1",
+                     "--push_to_hub", "true", "--hub_model_id", "someone/whisper-sv", "--hub_strategy", "checkpoint",
+                     "--hub_token", secret, "--cache_dir", str(cache))
+    argv += PUSHES[variant]  # a flag given twice: the last value counts
     with caplog.at_level(logging.WARNING):
-        train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "2",
-                                    "--save_steps", "1", "--push_to_hub", "true", "--hub_model_id", "someone/whisper-sv",
-                                    "--hub_token", secret))
+        train_script.main(argv)
     assert "prefer `hf auth login`" in caplog.text
     assert hub.repos == ["someone/whisper-sv"]
     final = hub.uploads[-1]
@@ -197,14 +215,38 @@ def test_push_sends_the_kit_card_to_hub_model_id_with_no_token_or_local_path(tin
     card = ModelCard(final["files"]["README.md"].decode())
     assert card.data.language == "sv" and card.data.eval_results[0].dataset_type == "google/fleurs"
     assert card.data.model_name == "someone/whisper-sv"
-    assert {"model.safetensors", "config.json", "training_args.bin", "preprocessor_config.json"} <= set(final["files"])
-    for upload in hub.uploads:
-        for name, content in upload["files"].items():
-            assert secret.encode() not in content, name
-    for name in ("README.md", "training_args.bin"):
-        assert str(tmp_path).encode() not in final["files"][name], name
+    weights = "adapter_model.safetensors" if variant == "lora" else "model.safetensors"
+    assert {weights, "training_args.bin", "preprocessor_config.json", "trainer_state.json"} <= set(final["files"])
+    checkpoint_pushes = [upload for upload in hub.uploads if upload["path_in_repo"] == "last-checkpoint"]
+    assert len(checkpoint_pushes) == 3 and "trainer_state.json" in checkpoint_pushes[0]["files"]
+
+    # Nothing any push sent (each checkpoint's, the end of training's and the card's) holds a path of this machine
+    local = [tiny_model_dir, corpus, out, cache, tmp_path, tmp_path_factory.getbasetemp()]
+    pushed = {f"upload {number} ({upload['commit_message']!r} into {upload['path_in_repo'] or '/'}): {name}": content
+              for number, upload in enumerate(hub.uploads) for name, content in upload["files"].items()}
+    assert_nothing_local(pushed, local, secrets=[secret], what="the pushes")
     for path in out.rglob("*"):  # nothing written anywhere holds the token, checkpoints included
         assert not path.is_file() or secret.encode() not in path.read_bytes(), path
+
+    if variant == "full":
+        assert any(name.startswith("runs/") for name in final["files"])  # TensorBoard's event files went too
+    if variant == "best":
+        state = json.loads(final["files"]["trainer_state.json"])
+        best = state["best_model_checkpoint"]
+        assert best == f"checkpoint-{state['best_global_step']}" and best != "checkpoint-3"
+        assert_same_weights(out / best, out)  # the best model was loaded at the end
+        # A rerun of the finished run resumes from its last checkpoint and must find the best one by its name
+        (out / "model.safetensors").unlink()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            train_script.main(argv)
+        assert "The best checkpoint" not in caplog.text  # neither the Trainer's "does not exist" nor "is gone"
+        assert_same_weights(out / best, out)
+    if variant == "lora":
+        adapter = json.loads(final["files"]["adapter_config.json"])
+        assert adapter["base_model_name_or_path"] == tiny_model_dir.name  # a local base, by its folder name
+        # where that base is stays here, in a record no push sends
+        assert (out / LOCAL_BASE).is_file() and not any(LOCAL_BASE in upload["files"] for upload in hub.uploads)
     shutil.rmtree(out)
 
 

@@ -16,10 +16,11 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 from transformers.models.whisper.generation_whisper import WhisperGenerationMixin
 
 import run_eval
+from local_paths import assert_nothing_local, folder_files
 from tiny_models import tone_voice
 from whisper_finetuning import loading
 from whisper_finetuning.evaluation.reports import OutputDirError, predictions_file
-from whisper_finetuning.data.sources import DataSourceError
+from whisper_finetuning.data.rows import DataSourceError
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores
 from whisper_finetuning.evaluation.transcriber import Transcriber, drop_digital_silence
 
@@ -100,6 +101,33 @@ def test_a_dataset_whose_clips_all_fail_to_decode_fails_with_the_reason(tiny_mod
     assert result["samples"] == 0 and result["skipped"] == 3 and result["wer"] is None  # NaN is written as null
     assert [s["id"] for s in result["skipped_samples"]] == ["a.wav", "b.wav", "c.wav"]
     assert not (out / "model_index.yaml").exists()  # the earlier run's model-index does not survive a failed run
+
+
+def test_nothing_run_eval_writes_holds_a_local_path(tiny_model_dir, tmp_path):
+    """results.json, results.md, the predictions and model_index.yaml are written to be shared (a leaderboard, a
+    model card): the model and the data are named by their folder names, a clip by its path inside the data folder,
+    also in the errors of skipped clips and of a failed run. Only the local record (a leading "_") keeps the path."""
+    data = audiofolder(tmp_path / "my-data", tone_clips(2) + [("broken.wav", b"not audio", "Broken.")])
+    out = tmp_path / "out"
+    evaluate(tiny_model_dir, data, out)
+    results = read_results(out)
+    (result,) = results["results"]
+    assert result["samples"] == 2 and result["skipped_samples"][0]["path"] == "my-data/broken.wav"
+    assert results["model"] == tiny_model_dir.name and result["source"] == "my-data"
+    assert {p["dataset"] for p in predictions(out)} == {"my-data:test"}
+    written = folder_files(out)
+    assert {"results.json", "results.md", "model_index.yaml", predictions_file(result)} <= set(written)
+    shared = {name: content for name, content in written.items() if not name.startswith("_")}
+    assert set(written) - set(shared) == {"_evaluated_model.json"}
+    assert_nothing_local(shared, [tiny_model_dir, data], what="run_eval's files")
+
+    # A failed run (every clip unreadable) writes the failures into results.json's problem: no path there either
+    broken = audiofolder(tmp_path / "broken-data", [("a.wav", b"not audio", "one")])
+    with pytest.raises(ScoringError, match="0 of 1 clips could be transcribed"):
+        evaluate(tiny_model_dir, broken, out)
+    assert "broken-data/a.wav" in read_results(out)["problem"]
+    shared = {name: content for name, content in folder_files(out).items() if not name.startswith("_")}
+    assert_nothing_local(shared, [tiny_model_dir, data, broken], what="run_eval's files after a failed run")
 
 
 def test_a_dataset_that_cannot_be_read_fails_before_the_model_is_loaded(tmp_path):
@@ -343,5 +371,5 @@ def test_the_same_model_replaces_its_results_and_overwrite_replaces_another(tiny
     # Another model's results: only with --overwrite_output_dir
     (out / "results.json").write_text(json.dumps({"model": "openai/whisper-small", "revision": "main"}))
     (result,) = evaluate(tiny_model_dir, first, out, "--overwrite_output_dir")
-    assert read_results(out)["model"] == str(tiny_model_dir) and math.isfinite(result["wer"])
+    assert read_results(out)["model"] == tiny_model_dir.name and math.isfinite(result["wer"])
     assert (out / "model_index.yaml").is_file()

@@ -65,3 +65,18 @@ def _number(value) -> str:
 
 def write_model_card(card: ModelCard, output_dir) -> None:
     write_text_atomic(Path(output_dir) / "README.md", str(card))
+
+
+def name_base_model_for_sharing(card_path: Path, model_name_or_path: str) -> None:
+    """peft writes or updates README.md in every folder it saves an adapter to, with the path the base was loaded
+    from (a local folder, or an offline copy of a Hub model) as base_model and in a base_model:adapter:PATH tag.
+    The card is pushed, and the Hub refuses a card whose base_model is not a Hub id: name the base by its Hub id,
+    or leave it out for a local base."""
+    if not card_path.is_file():
+        return
+    card = ModelCard.load(card_path)
+    base_model = base_model_id(model_name_or_path)
+    card.data.base_model = base_model  # None: left out of the card's metadata
+    tags = [tag for tag in card.data.tags or [] if not tag.startswith("base_model:")]
+    card.data.tags = tags + ([f"base_model:adapter:{base_model}"] if base_model else [])
+    write_text_atomic(card_path, str(card))

@@ -84,7 +84,8 @@ def add_lora_adapter(model, finetuning_args, base_name: str):
                         lora_dropout=finetuning_args.lora_dropout, target_modules=targets, bias="none")
     model = get_peft_model(model, config)
     # peft records the folder the base was loaded from (for an offline copy, a path on this machine); the adapter
-    # names its base as the user did, so it loads anywhere that base resolves.
+    # names its base as the user did, so it loads anywhere that base resolves. (What is saved names a local base by
+    # its folder name, with the path in a local-only record: WhisperTrainer._save, loading.LOCAL_BASE.)
     model.peft_config["default"].base_model_name_or_path = base_name
     trainable, total = model.get_nb_trainable_parameters()
     logger.info("LoRA adapter (rank %d, on %s): %d of %d parameters train (%.2f %%)", finetuning_args.lora_r,

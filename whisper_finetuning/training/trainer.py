@@ -3,6 +3,7 @@ models and the stream position with every checkpoint, stopping on non-finite val
 (nonfinite.py), and writing its files atomically and without tokens or local paths; and the WER/CER it reports at
 each evaluation."""
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -16,11 +17,15 @@ from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.integrations import TensorBoardCallback
 from transformers.integrations.integration_utils import default_logdir
+from transformers.trainer import TRAINER_STATE_NAME
 
 from normalizers import Normalization
 
+from ..cards import public_name
 from ..files import write_json_atomic, write_text_atomic
+from ..loading import record_local_base
 from ..metrics import error_rate
+from .model_card import base_model_id, name_base_model_for_sharing
 from .nonfinite import NonFiniteGuard, check_finite_weights
 from .stream import TrainingStream
 
@@ -64,9 +69,12 @@ class WhisperTrainer(Seq2SeqTrainer):
         self.add_callback(self.nonfinite_guard)
         # TensorBoard picks output_dir/runs/... only at on_train_begin; anything logged before (the forgetting
         # guard's baseline evaluation) would open ./runs in the working directory instead.
-        for callback in self.callback_handler.callbacks:
-            if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
-                callback.logging_dir = os.path.join(self.args.output_dir, default_logdir())
+        callbacks = self.callback_handler.callbacks
+        for index, callback in enumerate(callbacks):
+            if isinstance(callback, TensorBoardCallback):
+                if callback.logging_dir is None:
+                    callback.logging_dir = os.path.join(self.args.output_dir, default_logdir())
+                callbacks[index] = _ShareableTensorBoardCallback(callback)
 
     def get_train_dataloader(self) -> DataLoader:
         if not isinstance(self.train_dataset, TrainingStream):
@@ -125,6 +133,38 @@ class WhisperTrainer(Seq2SeqTrainer):
         save_state_atomically(self.state)
         super().save_state()
 
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint,
+                             trial):
+        """As the Trainer's, finding a resumed run's best checkpoint by the folder name trainer_state.json gives it
+        (save_state_atomically). The Trainer would take the name for a folder in the working directory, warn that it
+        is gone and forget it until the next save: a resumed run that saves no more would end with its last model,
+        not its best (load_best_model_at_end)."""
+        recorded = _recorded_best_checkpoint(resume_from_checkpoint)
+        trainer_logger = logging.getLogger("transformers.trainer")
+        trainer_logger.addFilter(_not_the_best_checkpoint_warning)
+        try:
+            result = super()._init_training_state(max_steps, num_update_steps_per_epoch, num_train_epochs,
+                                                  resume_from_checkpoint, trial)
+        finally:
+            trainer_logger.removeFilter(_not_the_best_checkpoint_warning)
+        if recorded and self.state.best_model_checkpoint is None:
+            best = os.path.join(self._get_output_dir(trial), os.path.basename(recorded.rstrip("/")))
+            if os.path.isdir(best):
+                self.state.best_model_checkpoint = best
+            else:
+                logger.warning("The best checkpoint of the resumed run, %s, is gone: the best model so far is "
+                               "forgotten", best)
+        return result
+
+    def _push_from_checkpoint(self, checkpoint_folder):
+        """As the Trainer's, which pickles its arguments into output_dir/training_args.bin and uploads it with the
+        checkpoint's model: that copy is the shareable one too."""
+        args, self.args = self.args, _ShareableWhenWritten(self.args)
+        try:
+            super()._push_from_checkpoint(checkpoint_folder)
+        finally:
+            self.args = args
+
     def save_metrics(self, split, metrics, combined=True):
         """As the Trainer's, written atomically."""
         if not self.is_world_process_zero():
@@ -137,9 +177,14 @@ class WhisperTrainer(Seq2SeqTrainer):
             write_json_atomic(combined_path, {**everything, **metrics})
 
     def create_model_card(self, **kwargs):
-        """push_to_hub writes a card just before uploading; keep the kit's card (model-index, language code)."""
+        """push_to_hub writes a card just before uploading; keep the kit's card (model-index, language code). Before
+        the kit's card is made (the push of trainer.save_model()), the Trainer's, where peft names the base model."""
         if self.model_card is None:
-            return super().create_model_card(**kwargs)
+            super().create_model_card(**kwargs)
+            adapter = self._adapter_config()
+            if self.is_world_process_zero() and adapter is not None and adapter.base_model_name_or_path:
+                name_base_model_for_sharing(Path(self.args.output_dir) / "README.md", adapter.base_model_name_or_path)
+            return
         if self.is_world_process_zero():
             write_text_atomic(Path(self.args.output_dir) / "README.md", str(self.model_card))
 
@@ -160,22 +205,32 @@ class WhisperTrainer(Seq2SeqTrainer):
                                resume_from_checkpoint, position_file.name)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
+    def _adapter_config(self):
+        """The LoRA adapter's config (peft), whose base_model_name_or_path names the base as the user did
+        (model_setup.py); None for a full model."""
+        return getattr(self.accelerator.unwrap_model(self.model), "active_peft_config", None)
+
     def _save(self, output_dir=None, state_dict=None):
+        model, adapter = self.accelerator.unwrap_model(self.model), self._adapter_config()
+        base = adapter.base_model_name_or_path if adapter is not None else None
         # The Trainer sets config.use_cache = False for training; a saved (and pushed) model with that setting
-        # generates without its key/value cache, several times slower. Save it with the cache on.
-        config = self.accelerator.unwrap_model(self.model).config
-        previous, config.use_cache = config.use_cache, True
-        try:
+        # generates without its key/value cache, several times slower. Save it with the cache on. An adapter's
+        # adapter_config.json is pushed with it: it names a local base by its folder name (LOCAL_BASE has the path).
+        saved_as = [(model.config, "use_cache", True)]
+        if base:
+            saved_as.append((adapter, "base_model_name_or_path", public_name(base)))
+        with _set_for_the_moment(saved_as):
             super()._save(output_dir, state_dict)
-        finally:
-            config.use_cache = previous
         folder = output_dir or self.args.output_dir
         if self.args.should_save:  # the Trainer pickles its arguments; keep tokens and local paths out of the copy
             torch.save(shareable_arguments(self.args), os.path.join(folder, "training_args.bin"))
-        model = self.accelerator.unwrap_model(self.model)
-        if self.args.should_save and hasattr(model, "peft_config"):
+        if self.args.should_save and adapter is not None:
             # An adapter folder holds only the adapter; its language and task live in the generation config.
             model.generation_config.save_pretrained(folder)
+        if self.args.should_save and base:
+            name_base_model_for_sharing(Path(folder) / "README.md", base)  # the card peft writes with the adapter
+            if base_model_id(base) is None:
+                record_local_base(self.args.output_dir, public_name(base), base)
         # transformers 5 nests the feature extractor in processor_config.json; other tools read
         # preprocessor_config.json and fall back to 80 mel bins without it (wrong for large-v3's 128).
         feature_extractor = getattr(self.processing_class, "feature_extractor", None)
@@ -210,21 +265,90 @@ def peak_memory_gb() -> float:
 
 def save_state_atomically(state) -> None:
     """Make the Trainer write trainer_state.json atomically: a full disk must not leave a 0-byte file that every
-    later resume trips over. (The Trainer calls state.save_to_json; this instance's method is replaced.)"""
-    state.save_to_json = lambda path: write_text_atomic(
-        path, json.dumps(dataclasses.asdict(state), indent=2, sort_keys=True) + "\n")
+    later resume trips over. The file is pushed (at the end, and in checkpoints): it names the best checkpoint by
+    its folder name, not by its path here (WhisperTrainer._init_training_state finds it again on resume). (The
+    Trainer calls state.save_to_json; this instance's method is replaced.)"""
+    def save_to_json(path):
+        saved = dataclasses.asdict(state)
+        if saved["best_model_checkpoint"]:
+            saved["best_model_checkpoint"] = os.path.basename(saved["best_model_checkpoint"].rstrip("/"))
+        write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
+
+    state.save_to_json = save_to_json
+
+
+def _recorded_best_checkpoint(checkpoint) -> str | None:
+    """The best checkpoint that a checkpoint's trainer_state.json names: its folder name (a path in older runs)."""
+    state_file = Path(checkpoint) / TRAINER_STATE_NAME if checkpoint else None
+    if state_file is None or not state_file.is_file():
+        return None
+    return json.loads(state_file.read_text()).get("best_model_checkpoint")
+
+
+def _not_the_best_checkpoint_warning(record: logging.LogRecord) -> bool:
+    """A log filter: drops the Trainer's warning that a resumed run's best checkpoint "does not exist anymore",
+    given for the folder name the kit records (see WhisperTrainer._init_training_state)."""
+    return "recorded in the resumed state does not exist" not in record.getMessage()
 
 
 def shareable_arguments(args):
-    """A copy of the training arguments fit to be pushed: no tokens, and local paths reduced to their names."""
+    """A copy of the training arguments fit to be pushed: no tokens, and local paths (strings, or strings in a list)
+    reduced to their folder or file names (cards.public_name; Hub ids and other values stay as they are)."""
     shared = copy.copy(args)
     for field in dataclasses.fields(args):
         value = getattr(args, field.name)
         if field.name.endswith("token"):
             setattr(shared, field.name, None)
-        elif isinstance(value, str) and (os.path.isabs(value) or os.path.exists(value)):
-            setattr(shared, field.name, os.path.basename(value.rstrip("/")))
+        elif isinstance(value, str):
+            setattr(shared, field.name, public_name(value))
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            setattr(shared, field.name, [public_name(item) for item in value])
     return shared
+
+
+class _ShareableWhenWritten:
+    """The training arguments for Trainer code that both reads them and writes them out: every attribute is the
+    real one (output_dir says where the files are), but what is written, their pickle (torch.save into
+    training_args.bin) and their JSON text (to_json_string), is the shareable copy (shareable_arguments)."""
+
+    def __init__(self, args):
+        self._args = args
+
+    def __getattr__(self, name):
+        return getattr(self._args, name)
+
+    def __reduce_ex__(self, protocol):
+        # Saved as the shareable copy, a plain instance of the arguments' class, that loading passes through
+        # copy.copy: pickle refuses to save a stand-in directly as an instance of another class.
+        return copy.copy, (shareable_arguments(self._args),)
+
+    def to_json_string(self) -> str:
+        return shareable_arguments(self._args).to_json_string()
+
+
+class _ShareableTensorBoardCallback(TensorBoardCallback):
+    """TensorBoard's callback, which writes the training arguments as text into its event files: runs/ is uploaded
+    with every push, so they are the shareable ones."""
+
+    def __init__(self, original: TensorBoardCallback):
+        super().__init__(tb_writer=original.tb_writer)
+        self.logging_dir = original.logging_dir
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(_ShareableWhenWritten(args), state, control, **kwargs)
+
+
+@contextlib.contextmanager
+def _set_for_the_moment(settings):
+    """Set (object, attribute, value) for the duration of a with block, then put the previous values back."""
+    previous = [(target, name, getattr(target, name)) for target, name, _ in settings]
+    try:
+        for target, name, value in settings:
+            setattr(target, name, value)
+        yield
+    finally:
+        for target, name, value in previous:
+            setattr(target, name, value)
 
 
 class _RestoreRngState(TrainerCallback):
