@@ -9,19 +9,26 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from huggingface_hub import EvalResult, ModelCardData
-
-from .data.mixing import DatasetSpec
 
 TASK = "automatic-speech-recognition"
 COMMON_VOICE_HUB = "mozilla-foundation/common_voice_17_0"
 FLEURS_HUB = "google/fleurs"
 
 
+class NamedDataset(Protocol):
+    """What a card needs to know of a dataset (data.mixing.DatasetSpec has it; a shared module imports no stage)."""
+
+    name: str
+    config: str | None
+    split: str
+
+
 @dataclass
 class DatasetIdentity:
-    spec: DatasetSpec
+    spec: NamedDataset
     dataset_type: str  # what the model-index calls the dataset (a Hub id, or a local dataset's name)
     pretty_name: str
 
@@ -80,7 +87,7 @@ def _replace_paths(value, replacements: list[tuple[str, str]]):
     return value
 
 
-def identify(spec: DatasetSpec) -> DatasetIdentity:
+def identify(spec: NamedDataset) -> DatasetIdentity:
     """The Hub identity of a dataset for the model card, also when it was read from a local release folder."""
     lowered = spec.name.lower()
     if "common_voice" in lowered or "cv-corpus" in lowered or "common-voice" in lowered:
