@@ -264,8 +264,14 @@ def test_retention_is_scored_before_and_during_training_and_reported(tiny_model_
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert [entry["step"] for entry in history if "eval_retention_uk_wer" in entry] == [1, 2]
     card = (out / "README.md").read_text()
-    assert "| retention, uk: FLEURS uk_ua test |" in card and str(tmp_path) not in card
+    assert "| retention, uk: FLEURS uk_ua test | WER % |" in card and str(tmp_path) not in card
+    # Language identification of the retention set: Whisper's own detection, before and after, in the card.
+    assert 0 <= baseline["eval_retention_uk_language_accuracy"] <= 100
+    assert 0 <= metrics["eval_retention_uk_language_accuracy"] <= 100
+    assert [entry["step"] for entry in history if "eval_retention_uk_language_accuracy" in entry] == [1, 2]
+    assert "| retention, uk: FLEURS uk_ua test | identified as uk, % |" in card
     assert "eval_retention_uk_wer rose from" in caplog.text  # a margin of -1000 points: always warns
+    assert "eval_retention_uk_language_accuracy fell from" in caplog.text
     assert ModelCard.load(out / "README.md").data.eval_results[0].dataset_config == "sv_se"  # the target stays first
 
 

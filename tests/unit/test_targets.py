@@ -213,3 +213,31 @@ def test_replay_labels_get_their_language_token_after_a_prompt(processor, corpus
     languages = [tokens(tokenizer, [e["labels"][e["labels"].index(start) + 1]])[0] for e in relabelled]
     assert languages == ["<|en|>", "<|en|>", "<|sv|>"] and probabilities == [0.5, 0.5]
     assert relabelled[0]["labels"][:3] == examples[0]["labels"][:3]  # the prompt itself is untouched
+
+
+def test_language_identification_is_whispers_own_detection(tiny_model_dir, corpus, tmp_path):
+    """The forgetting guard's language-ID accuracy equals counting model.detect_language's answers by hand."""
+    from whisper_finetuning.training.retention import warn_on_forgetting
+
+    out = tmp_path / "run"
+    retention = ["--retention_dataset_name", str(corpus / "common_voice"), "--retention_dataset_config_name", "en",
+                 "--retention_language", "en", "--max_retention_samples", "4"]
+    metrics = train_script.main(arguments(tiny_model_dir, corpus, out, "--do_eval", *retention))
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from whisper_finetuning.data.audio import decode_row_audio
+    from whisper_finetuning.data.sources import load_source
+    from whisper_finetuning.features.log_mel import LogMelExtractor
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
+    extract = LogMelExtractor(WhisperProcessor.from_pretrained(tiny_model_dir).feature_extractor)
+    rows = list(load_source(str(corpus / "common_voice"), "en", "test"))[:4]
+    features = torch.stack([torch.as_tensor(extract(decode_row_audio(row["audio"]))) for row in rows])
+    with torch.inference_mode():
+        detected = model.detect_language(input_features=features)
+    by_hand = 100 * float((detected.flatten() == 50259).float().mean())
+    assert metrics["eval_retention_en_language_accuracy"] == pytest.approx(by_hand)
+    assert warn_on_forgetting({"eval_retention_en_language_accuracy": 40.0},
+                              {"eval_retention_en_language_accuracy": 100.0}, 5.0)
+    assert not warn_on_forgetting({"eval_retention_en_language_accuracy": 97.0},
+                                  {"eval_retention_en_language_accuracy": 100.0}, 5.0)

@@ -50,11 +50,12 @@ def forgetting_section(forgetting: dict | None) -> str:
     if not forgetting:
         return ""
     lines = ["## What the base model knew (forgetting guard)", "",
-             "| set | WER % base model | WER % fine-tuned | change |", "|---|---|---|---|"]
+             "| set | measure | base model | fine-tuned | change |", "|---|---|---|---|---|"]
     for row in forgetting["rows"]:
         before, after = row["before"], row["after"]
         change = f"{after - before:+.2f}" if before is not None and after is not None else "-"
-        lines.append(f"| {row['set']} | {_number(before)} | {_number(after)} | {change} |")
+        lines.append(f"| {row['set']} | {row.get('metric', 'WER %')} | {_number(before)} | {_number(after)} | "
+                     f"{change} |")
     lines += [""] + [f"Warning: {warning}" for warning in forgetting["warnings"]]
     return "\n".join(lines) + "\n\n"
 

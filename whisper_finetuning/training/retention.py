@@ -107,15 +107,22 @@ class _BaselineWhenTrainingBegins(TrainerCallback):
 
 def before_and_after(retention: list[RetentionSet], baseline: dict, final: dict) -> list[dict]:
     """Rows for the card: the target set and each retention set, WER of the base model and of the fine-tuned one."""
-    rows = [{"set": "target (the evaluation set above)", "before": baseline.get("eval_wer"),
+    rows = [{"set": "target (the evaluation set above)", "metric": "WER %", "before": baseline.get("eval_wer"),
              "after": final.get("eval_wer")}]
-    rows += [{"set": f"retention, {r.language}: {r.description}", "before": baseline.get(f"{r.prefix}_wer"),
-              "after": final.get(f"{r.prefix}_wer")} for r in retention]
+    for r in retention:
+        rows.append({"set": f"retention, {r.language}: {r.description}", "metric": "WER %",
+                     "before": baseline.get(f"{r.prefix}_wer"), "after": final.get(f"{r.prefix}_wer")})
+        if f"{r.prefix}_language_accuracy" in final:
+            rows.append({"set": f"retention, {r.language}: {r.description}",
+                         "metric": f"identified as {r.language}, %",
+                         "before": baseline.get(f"{r.prefix}_language_accuracy"),
+                         "after": final[f"{r.prefix}_language_accuracy"]})
     return rows
 
 
 def warn_on_forgetting(metrics: dict, baseline: dict, margin: float) -> list[str]:
-    """Warnings for retention WERs that rose more than `margin` points above the base model's."""
+    """Warnings for retention WERs that rose, or language identifications that fell, more than `margin` points from
+    the base model's."""
     warnings = []
     for key, value in metrics.items():
         per_language = key.startswith("eval_retention_") and key.endswith("_wer") and key != "eval_retention_wer"
@@ -125,6 +132,11 @@ def warn_on_forgetting(metrics: dict, baseline: dict, margin: float) -> list[str
                 warnings.append(f"{key} rose from {baseline[key]:.2f} to {value:.2f} (+{rise:.2f} points, more than "
                                 f"--retention_max_degradation {margin}): the model is forgetting; consider "
                                 "--replay_probability, --freeze_encoder or --use_peft")
+        identified = key.startswith("eval_retention_") and key.endswith("_language_accuracy")
+        if identified and key in baseline and baseline[key] - value > margin:
+            warnings.append(f"{key} fell from {baseline[key]:.1f} to {value:.1f} % (more than "
+                            f"--retention_max_degradation {margin} points): the model no longer recognises the "
+                            "language it knew; consider --replay_probability, --freeze_encoder or --use_peft")
     for warning in warnings:
         logger.warning(warning)
     return warnings

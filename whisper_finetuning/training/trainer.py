@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import Seq2SeqTrainer, TrainerCallback
-from transformers.integrations import TensorBoardCallback
+from transformers.integrations import TensorBoardCallback, is_deepspeed_zero3_enabled
 from transformers.integrations.integration_utils import default_logdir
 from transformers.trainer import TRAINER_STATE_NAME
 
@@ -116,6 +116,10 @@ class WhisperTrainer(Seq2SeqTrainer):
                 self.compute_metrics = make_compute_metrics(self.processing_class.tokenizer, retention.normalization,
                                                             self.do_normalize_eval)
                 found = super().evaluate(retention.samples, ignore_keys, retention.prefix, **gen_kwargs)
+                accuracy = self.language_accuracy(retention.samples, retention.language)
+                if accuracy is not None:
+                    found[f"{retention.prefix}_language_accuracy"] = accuracy
+                    self.log({f"{retention.prefix}_language_accuracy": accuracy})
                 metrics.update(found)
                 wers.append(found[f"{retention.prefix}_wer"])
         finally:
@@ -123,6 +127,27 @@ class WhisperTrainer(Seq2SeqTrainer):
         metrics["eval_retention_wer"] = sum(wers) / len(wers)
         self.log({"eval_retention_wer": metrics["eval_retention_wer"]})
         return metrics
+
+    def language_accuracy(self, samples, language: str) -> float | None:
+        """Percent of the samples whose language Whisper's own detection (the language token after one decoder step)
+        says is `language`: a fine-tune that forgets the base language starts calling it the target language. None
+        for English-only models and under DeepSpeed ZeRO-3 (the weights are partitioned outside its engine)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not getattr(model.generation_config, "is_multilingual", False) or is_deepspeed_zero3_enabled():
+            return None
+        expected = self.processing_class.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
+        loader = DataLoader(samples, batch_size=self.args.per_device_eval_batch_size,
+                            collate_fn=lambda batch: torch.stack([torch.as_tensor(s["input_features"]) for s in batch]))
+        was_training, correct = model.training, 0
+        model.eval()
+        try:
+            with torch.inference_mode():
+                for features in loader:
+                    detected = model.detect_language(input_features=features.to(model.device, model.dtype))
+                    correct += int((detected.flatten() == expected).sum())
+        finally:
+            model.train(was_training)
+        return 100 * correct / max(len(samples), 1)
 
     def _save_checkpoint(self, model, trial):
         check_finite_weights(self.accelerator.unwrap_model(self.model), f"step {self.state.global_step}")
