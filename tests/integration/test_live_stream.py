@@ -92,6 +92,8 @@ def test_hls_stream_is_captioned_with_monotonic_times_valid_vtt_and_bounded_lag(
     finally:
         hls.close()
     assert source.info["sample_rate"] == 44_100 and source.info["channels"] == 2  # read from the stream
+    # A live playlist (no #EXT-X-ENDLIST while ffmpeg writes it): no duration, captioned as it arrives.
+    assert source.info["duration"] is None and not source.info["finite"] and not source.info["paced"]
     words = transcriber.committed
     text = "".join(w.text for w in words)
     assert wer(" ".join(SENTENCES), text) < 0.3, text

@@ -1,8 +1,11 @@
 """What the app and the stream command accept: checkpoint folders (and the clear errors for adapters and exports),
 audio files in any common format, streams with their own sample rate and channels, and bad input."""
 
+import functools
+import http.server
 import json
 import shutil
+import threading
 
 import av
 import numpy as np
@@ -14,9 +17,10 @@ from whisper_finetuning.app.sessions import MicrophoneCaptions
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.inference.audio_input import AudioInputError, AudioSource, read_audio_file
 from whisper_finetuning.inference.guards import Guards
+from whisper_finetuning.inference.live import caption_live
 from whisper_finetuning.inference.model import ModelFormatError, check_checkpoint, checkpoint_kind, load_for_inference
-from whisper_finetuning.inference.streaming import StreamSettings
-from whisper_finetuning.inference.words import WordTranscriber
+from whisper_finetuning.inference.streaming import StreamingTranscriber, StreamSettings
+from whisper_finetuning.inference.words import WindowTranscript, Word, WordTranscriber
 
 
 def tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
@@ -25,10 +29,10 @@ def tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
     return np.stack([wave] * channels)  # [channels, samples]
 
 
-def encode(path, samples: np.ndarray, rate: int, codec: str, container_format: str) -> None:
+def encode(path, samples: np.ndarray, rate: int, codec: str, container_format: str, options=None) -> None:
     """Write audio with FFmpeg's encoders (as phones and browsers do: AAC in .m4a, Opus in .webm)."""
     layout = "stereo" if samples.shape[0] == 2 else "mono"
-    with av.open(str(path), "w", format=container_format) as container:
+    with av.open(str(path), "w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = rate
@@ -77,6 +81,83 @@ def test_a_stream_reports_its_own_rate_and_channels_and_comes_out_16k_mono(tmp_p
     total = sum(len(c) for c in chunks)
     assert abs(total / SAMPLING_RATE - 1.5) < 0.1
     assert all(len(c) >= 0.1 * SAMPLING_RATE for c in chunks[:-1])
+
+
+class FilesAndLiveStream(http.server.SimpleHTTPRequestHandler):
+    """Files as a web server sends them (with their size), and /live.mp3 as Icecast does: no size, no end known
+    (the bytes come as fast as the connection takes them, then the connection closes)."""
+
+    def do_GET(self):
+        if self.path != "/live.mp3":
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/mpeg")
+        self.end_headers()
+        with open(f"{self.directory}/radio.mp3", "rb") as stream:
+            shutil.copyfileobj(stream, self.wfile)
+
+    def log_message(self, *args):
+        pass
+
+
+def source_kind(source: str, realtime: bool | None = None) -> tuple[bool, bool]:
+    """(finite, paced) as an AudioSource decides them once it is open (after its first piece)."""
+    audio_source = AudioSource(source, realtime=realtime)
+    pieces = iter(audio_source)
+    next(pieces)
+    pieces.close()
+    return audio_source.info["finite"], audio_source.info["paced"]
+
+
+def test_finite_sources_are_played_at_real_time_and_live_ones_as_they_arrive(tmp_path):
+    """Auto-detection (realtime=None): a local file, an HTTP file FFmpeg knows the duration of and an HLS VOD
+    playlist (#EXT-X-ENDLIST) are finite, played at real time; an HLS playlist without #EXT-X-ENDLIST (live: it
+    may still grow) and an Icecast-like HTTP stream without a size are live, read as they arrive."""
+    encode(tmp_path / "episode.mp3", tone(4.0, 44_100), 44_100, "libmp3lame", "mp3")
+    shutil.copy(tmp_path / "episode.mp3", tmp_path / "radio.mp3")
+    encode(tmp_path / "vod.m3u8", tone(4.0, 44_100), 44_100, "aac", "hls",
+           {"hls_playlist_type": "vod", "hls_time": "1"})
+    vod = (tmp_path / "vod.m3u8").read_text()
+    assert "#EXT-X-ENDLIST" in vod
+    (tmp_path / "live.m3u8").write_text("".join(line for line in vod.splitlines(keepends=True)
+                                                if "#EXT-X-ENDLIST" not in line and "PLAYLIST-TYPE" not in line))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(FilesAndLiveStream, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert source_kind(str(tmp_path / "episode.mp3")) == (True, True)
+        assert source_kind(f"{url}/episode.mp3") == (True, True)
+        assert source_kind(f"{url}/vod.m3u8") == (True, True)
+        assert source_kind(f"{url}/live.m3u8") == (False, False)
+        assert source_kind(f"{url}/live.mp3") == (False, False)
+        # The choice can be forced either way.
+        assert source_kind(f"{url}/episode.mp3", realtime=False) == (True, False)
+        assert source_kind(f"{url}/live.mp3", realtime=True) == (False, True)
+        described = AudioSource(f"{url}/vod.m3u8")
+        next(iter(described))
+        assert described.describe().endswith("finite, 4 s, played at real time")
+    finally:
+        server.shutdown()
+
+
+def test_a_source_that_fails_midway_still_gets_what_arrived_captioned():
+    """The audio that came before a source failed (a dropped connection) is transcribed and committed, and the
+    dropped-audio count covers it, before the failure is raised."""
+    def radio():
+        yield np.full(3 * SAMPLING_RATE, 0.1, dtype=np.float32)
+        raise OSError("connection reset by peer")
+
+    def heard(audio, prompt):  # what a model would hear in the 3 s (the streaming logic is under test here)
+        return WindowTranscript([Word(" Hello", 0.5, 1.0), Word(" there.", 1.0, 1.5)], "en", 0.0, -0.1)
+
+    transcriber = StreamingTranscriber(heard)
+    updates = []
+    with pytest.raises(AudioInputError, match="reading the radio failed: connection reset by peer"):
+        for update in caption_live(radio(), transcriber, "the radio"):
+            updates.append(update)
+    assert "".join(w.text for w in transcriber.committed) == " Hello there."
+    assert transcriber.audio_time == 3.0 and updates[-1].partial == []
 
 
 def test_unreachable_and_missing_sources_fail_with_the_reason(tmp_path):

@@ -36,6 +36,12 @@ def caption_html(committed: list[Word], partial: list[Word], keep_words: int = 3
             f'<span class="partial">{html.escape(pending)}</span></div>')
 
 
+def transcript_html(cues: list[Cue]) -> str:
+    """A whole transcript in the captions box, one timed line per cue (the Stream tab's "transcribe whole")."""
+    lines = "<br>".join(html.escape(line) for line in timed_transcript(cues).splitlines())
+    return f'<div class="captions"><span class="committed">{lines}</span></div>'
+
+
 def lag_html(update: Update | None, warnings: list[str], state: str = "") -> str:
     """The lag figure (wall clock minus audio clock), the step and the audio time, and recent warnings."""
     parts = [state] if state else []

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from ..data.audio import SAMPLING_RATE
 from ..inference.audio_input import AudioInputError, AudioSource, format_duration, read_audio_file
-from ..inference.live import caption_live
+from ..inference.live import caption_live, dropped_audio
 from ..inference.long_audio import transcribe_long
 from ..inference.streaming import ModelWindows, StreamingTranscriber, StreamSettings
 from ..inference.subtitles import Cue, cues_from_words, ordered, write_subtitles
 from ..inference.vad import VoiceActivity
-from .captions import caption_html, lag_html, timed_transcript
+from .captions import caption_html, lag_html, timed_transcript, transcript_html
 from .sessions import MicrophoneCaptions
 
 logger = logging.getLogger(__name__)
@@ -62,24 +62,29 @@ class Handlers:
         duration = len(audio) / SAMPLING_RATE
         yield "", None, None, status(f"Transcribing {format_duration(duration)} of audio from {name} …")
         began = time.perf_counter()
+        cues, problem = self._transcribe(audio, name, language, task)
+        if problem:
+            yield "", None, None, status(problem, warning=True)
+            return
+        seconds = time.perf_counter() - began
+        srt, vtt = self._subtitle_files(cues, Path(name).stem or "transcript")
+        yield (timed_transcript(cues), srt, vtt,
+               status(f"Transcribed {format_duration(duration)} of {name} in {seconds:.1f} s."))
+
+    def _transcribe(self, audio, name: str, language: str | None, task: str) -> tuple[list[Cue], str | None]:
+        """A whole recording's cues by long-form decoding, and None; or no cues and what went wrong."""
         try:
             generate_kwargs = self.loaded.generate_kwargs(self._language(language), task)
             segments = transcribe_long(self.loaded, audio, generate_kwargs)
         except ValueError as error:  # e.g. another language on an English-only model
-            yield "", None, None, status(str(error), warning=True)
-            return
+            return [], str(error)
         except Exception as error:
             logger.exception("transcribing %s failed", name)
-            yield "", None, None, status(f"Transcription failed: {error}", warning=True)
-            return
-        seconds = time.perf_counter() - began
+            return [], f"Transcription failed: {error}"
         cues = ordered([Cue(s.start, s.end, s.text) for s in segments])
         if not cues:
-            yield "", None, None, status(f"No speech found in {name} ({format_duration(duration)}).", warning=True)
-            return
-        srt, vtt = self._subtitle_files(cues, Path(name).stem or "transcript")
-        yield (timed_transcript(cues), srt, vtt,
-               status(f"Transcribed {format_duration(duration)} of {name} in {seconds:.1f} s."))
+            return [], f"No speech found in {name} ({format_duration(len(audio) / SAMPLING_RATE)})."
+        return cues, None
 
     # -- live microphone -----------------------------------------------------------------------------------------
     def microphone_piece(self, piece, session: MicrophoneCaptions | None, language: str | None, task: str):
@@ -109,8 +114,10 @@ class Handlers:
                 lag_html(session.latest, session.warnings + ([shortfall] if shortfall else []), state))
 
     # -- a stream URL --------------------------------------------------------------------------------------------
-    def caption_stream(self, source: str, language: str | None, task: str):
-        """Generator of (captions, lag line, status, srt, vtt) while the stream plays."""
+    def caption_stream(self, source: str, language: str | None, task: str, whole: bool = False):
+        """Generator of (captions, lag line, status, srt, vtt) while the stream plays. A finite source (a file, an
+        HTTP file, an HLS VOD playlist) plays at real time; with `whole` it is read at once and transcribed like a
+        file instead."""
         source = (source or "").strip()
         empty = caption_html([], [])
         if not source:
@@ -118,11 +125,14 @@ class Handlers:
             return
         try:
             audio_source = AudioSource(source, read_timeout=self.stall_seconds)
-            transcriber = StreamingTranscriber(ModelWindows(self.loaded, self._language(language), task,
-                                                            self.stream_settings.encoder_seconds),
-                                               self.stream_settings, vad=VoiceActivity())
+            transcriber = None if whole else StreamingTranscriber(
+                ModelWindows(self.loaded, self._language(language), task, self.stream_settings.encoder_seconds),
+                self.stream_settings, vad=VoiceActivity())
         except (AudioInputError, ValueError) as error:
             yield empty, "", status(str(error), warning=True), None, None
+            return
+        if whole:
+            yield from self._transcribe_source_whole(audio_source, language, task)
             return
         yield empty, lag_html(None, [], "connecting"), status(f"Opening {source} …"), None, None
         warnings, files, saved_words, last = [], (None, None), 0, None
@@ -132,17 +142,45 @@ class Handlers:
                 if len(transcriber.committed) != saved_words:  # the rolling subtitle files
                     saved_words = len(transcriber.committed)
                     files = self._subtitle_files(cues_from_words(transcriber.committed), "stream")
-                info = audio_source.info
-                described = (f"{info.get('format')} / {info.get('codec')}, {info.get('sample_rate')} Hz, "
-                             f"{info.get('channels')} channel(s)") if info else ""
                 yield (caption_html(transcriber.committed, update.partial), lag_html(update, warnings, "live"),
-                       status(f"Captioning {source} ({described})"), *files)
-            ended = status(f"The stream ended after {format_duration(transcriber.audio_time)}.")
+                       status(f"Captioning {source} ({audio_source.describe()})"), *files)
+            ended, warning = (f"The stream ended after {format_duration(transcriber.audio_time)} "
+                              f"({audio_source.describe()})"), False
         except AudioInputError as error:
-            ended = status(str(error), warning=True)
+            ended, warning = str(error), True
         except Exception as error:
             logger.exception("captioning %s failed", source)
-            ended = status(f"Captioning failed: {error}", warning=True)
+            ended, warning = f"Captioning failed: {error}", True
+        dropped = dropped_audio(transcriber)
+        if dropped:  # never a plain "ended" when the captions have gaps
+            ended, warning = f"{ended}; {dropped}", True
+            if audio_source.info.get("finite"):
+                ended += ('. This source is finite: tick "Transcribe a finite source whole" to transcribe it like '
+                          'the File tab')
         if len(transcriber.committed) != saved_words:
             files = self._subtitle_files(cues_from_words(transcriber.committed), "stream")
-        yield caption_html(transcriber.committed, []), lag_html(last, warnings, "stopped"), ended, *files
+        yield (caption_html(transcriber.committed, []), lag_html(last, warnings, "stopped"),
+               status(f"{ended}.", warning), *files)
+
+    def _transcribe_source_whole(self, audio_source: AudioSource, language: str | None, task: str):
+        """A finite source read as fast as it comes and transcribed like the File tab's files (live sources are
+        refused: they have no end)."""
+        source, empty = audio_source.source, caption_html([], [])
+        yield empty, "", status(f"Reading {source} …"), None, None
+        try:
+            audio = audio_source.read_whole(self.max_audio_seconds)
+        except AudioInputError as error:  # a live source, too long, unreachable, not audio
+            yield empty, "", status(f"{error}.", warning=True), None, None
+            return
+        duration = len(audio) / SAMPLING_RATE
+        yield empty, "", status(f"Transcribing {format_duration(duration)} of {source} whole "
+                                f"({audio_source.describe()}) …"), None, None
+        began = time.perf_counter()
+        cues, problem = self._transcribe(audio, source, language, task)
+        if problem:
+            yield empty, "", status(problem, warning=True), None, None
+            return
+        seconds = time.perf_counter() - began
+        srt, vtt = self._subtitle_files(cues, "stream")
+        yield (transcript_html(cues), "", status(f"Transcribed {format_duration(duration)} of {source} whole in "
+                                                 f"{seconds:.1f} s ({audio_source.describe()})."), srt, vtt)

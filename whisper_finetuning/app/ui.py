@@ -72,9 +72,13 @@ def build_demo(handlers: Handlers, default_language: str | None = None, max_stre
                                     [session, live_captions, live_lag, live_srt, live_vtt])
 
             with gr.Tab("Stream / URL", id="stream"):
-                source = gr.Textbox(label="Stream URL (HTTP/Icecast, HLS .m3u8) or a local file (played in real "
-                                          "time)", elem_id="stream-source")
+                source = gr.Textbox(label="Stream URL (HTTP/Icecast, HLS .m3u8) or a local file. Finite sources "
+                                          "(a file, a podcast link, an HLS VOD playlist) play in real time; live "
+                                          "streams are captioned as they arrive", elem_id="stream-source")
                 stream_language, stream_task = language_and_task(loaded, default_language)
+                whole = gr.Checkbox(False, label="Transcribe a finite source whole, like the File tab (no live "
+                                    "captions: the transcript comes at the end), instead of captioning it as it "
+                                    "plays", elem_id="stream-whole")
                 with gr.Row():
                     start = gr.Button("Start", variant="primary", elem_id="stream-start")
                     stop = gr.Button("Stop", elem_id="stream-stop")
@@ -84,7 +88,7 @@ def build_demo(handlers: Handlers, default_language: str | None = None, max_stre
                 with gr.Row():
                     stream_srt = gr.File(label="SRT (rolling)")
                     stream_vtt = gr.File(label="WebVTT (rolling)")
-                started = start.click(handlers.caption_stream, [source, stream_language, stream_task],
+                started = start.click(handlers.caption_stream, [source, stream_language, stream_task, whole],
                                       [stream_captions, stream_lag, stream_status, stream_srt, stream_vtt],
                                       concurrency_limit=max_streams, show_progress="hidden")
                 stop.click(None, None, None, cancels=[started])

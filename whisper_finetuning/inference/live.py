@@ -20,8 +20,8 @@ class EndOfStream:
 def caption_live(source: Iterable[np.ndarray], transcriber: StreamingTranscriber, name: str = "the stream",
                  stall_seconds: float = 20.0) -> Iterator[Update]:
     """Updates until the source (16 kHz mono pieces) ends; the last one commits everything. Raises AudioInputError
-    when the source cannot be read, sends no audio, or stops sending for `stall_seconds` (after yielding what was
-    committed)."""
+    when the source cannot be read, sends no audio, fails midway or stops sending for `stall_seconds` (the last two
+    after yielding an update that commits what arrived)."""
     arrivals: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -49,6 +49,8 @@ def caption_live(source: Iterable[np.ndarray], transcriber: StreamingTranscriber
                     yield transcriber.finish()
                     return
                 if isinstance(item, Exception):
+                    if received:  # what arrived before the failure is still captioned (and counted)
+                        yield transcriber.finish()
                     raise item if isinstance(item, AudioInputError) else AudioInputError(
                         f"reading {name} failed: {item}") from item
                 chunk, last_audio = item
@@ -66,6 +68,16 @@ def caption_live(source: Iterable[np.ndarray], transcriber: StreamingTranscriber
                 raise AudioInputError(f"{name} {what} for {stall_seconds:.0f} s")
     finally:
         stop.set()
+
+
+def dropped_audio(transcriber: StreamingTranscriber) -> str | None:
+    """What the end of a session must say when audio was dropped because the model fell behind (None when none
+    was): the captions then miss what was said in the gaps, and a plain "ended" would hide it."""
+    if transcriber.dropped_seconds <= 0:
+        return None
+    return (f"{transcriber.dropped_seconds:.1f} s of the {transcriber.audio_time:.1f} s of audio were dropped "
+            f"because the model fell behind (it is slower than real time here): use a smaller or faster model "
+            f"(a CTranslate2 export, a GPU) or a longer min_step")
 
 
 def _next(arrivals: queue.Queue, timeout: float):
