@@ -1,9 +1,12 @@
 """The arguments every entry point shares, declared once, and the `[CONFIG.yaml] [--flag value ...]` parser.
 
 Names follow the Hugging Face Whisper event script and the transformers speech examples. Each stage adds its own:
-training/arguments.py (fine-tuning and its data), evaluation/arguments.py (run_eval.py), features/cache.py.
+training/arguments.py (fine-tuning and its data), evaluation/arguments.py (run_eval.py), features/cache.py. The
+argparse commands (the app, live captions, export, merge) take the same model, language and dtype flags from
+`add_model_arguments`.
 """
 
+import argparse
 import json
 from dataclasses import dataclass, field
 
@@ -13,6 +16,19 @@ from transformers import HfArgumentParser
 from normalizers import get_language
 
 TASKS = ("transcribe", "translate")
+DTYPE_HELP = ("auto (float16 on a GPU, bfloat16 on CPUs with native bfloat16, else float32), float32, float16 or "
+              "bfloat16; a CTranslate2 export runs in the type it was exported in")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model_help: str, language_help: str | None = None,
+                        dtype: bool = True) -> None:
+    """The model flag of an argparse command, named as in training and evaluation (--model_name_or_path, with --model
+    kept as its alias), and, when asked, --language (a code, name or token) and --dtype."""
+    parser.add_argument("--model_name_or_path", "--model", dest="model_name_or_path", required=True, help=model_help)
+    if language_help:
+        parser.add_argument("--language", help=language_help)
+    if dtype:
+        parser.add_argument("--dtype", default="auto", help=DTYPE_HELP)
 
 
 @dataclass

@@ -161,7 +161,8 @@ def test_the_stream_command_prints_committed_text_and_writes_vtt(tmp_path, recor
     _, audio, timeline = recording
     short = write_wav(tmp_path / "two.wav", audio[:int((timeline[1]["end"] + 1.0) * SAMPLING_RATE)])
     output = tmp_path / "captions.vtt"
-    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.stream", "--model", MODEL, "--source", str(short),
+    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.live_captions", "--model_name_or_path", MODEL,
+                          "--source", str(short),
                           "--language", "en", "--output", str(output)],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -151,7 +151,7 @@ def test_the_stream_command_plays_a_podcast_link_at_real_time_and_captions_all_o
                                                                                       file_tab_wer):
     base, _, duration, timeline = served
     output = tmp_path / "captions.vtt"
-    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.stream", "--model", MODEL, "--source",
+    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.live_captions", "--model", MODEL, "--source",
                           f"{base}/speech.mp3", "--language", "en", "--output", str(output),
                           "--max_pending", "20"],  # as the handlers fixture: the test is about pacing
                          cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -183,7 +183,7 @@ def test_the_stream_command_ends_with_a_warning_when_audio_was_dropped(tmp_path,
     the exit status say so."""
     base, _, duration, _ = served
     output = tmp_path / "captions.vtt"
-    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.stream", "--model", MODEL, "--source",
+    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.live_captions", "--model", MODEL, "--source",
                           f"{base}/speech.mp3", "--language", "en", "--output", str(output), "--realtime", "false"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     last = run.stderr.strip().splitlines()[-1]
@@ -205,7 +205,7 @@ def test_a_finite_url_can_be_transcribed_whole_and_a_live_one_is_refused(tmp_pat
     assert 'class="status warning"' in refused and "is a live stream" in refused, refused
 
     output = tmp_path / "whole.vtt"
-    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.stream", "--model", MODEL, "--source",
+    run = subprocess.run([sys.executable, "-m", "whisper_finetuning.live_captions", "--model", MODEL, "--source",
                           f"{base}/speech.mp3", "--language", "en", "--output", str(output), "--transcribe_whole"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

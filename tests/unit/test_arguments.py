@@ -96,3 +96,21 @@ def test_bad_values_are_refused_at_parsing(argv, message):
     with pytest.raises(ValueError, match=message):
         parse_config_and_flags(HfArgumentParser(train_script.ARGUMENTS),
                                ["--model_name_or_path", "m", "--output_dir", "o", *argv])
+
+
+@pytest.mark.parametrize("module", ["whisper_finetuning.app.__main__", "whisper_finetuning.live_captions"])
+def test_the_argparse_commands_take_model_name_or_path_and_the_model_alias(module):
+    import importlib
+
+    parse_args = importlib.import_module(module).parse_args
+    extra = ["--source", "x.wav"] if module.endswith("live_captions") else []
+    for flag in ("--model_name_or_path", "--model"):
+        args = parse_args([flag, "openai/whisper-tiny", "--language", "sv", "--dtype", "float32", *extra])
+        assert (args.model_name_or_path, args.language, args.dtype) == ("openai/whisper-tiny", "sv", "float32")
+
+
+def test_export_and_merge_take_model_name_or_path_too():
+    from whisper_finetuning.export.__main__ import parse_arguments
+
+    for flag in ("--model_name_or_path", "--model"):
+        assert parse_arguments([flag, "m", "--output_dir", "out"]).model_name_or_path == "m"

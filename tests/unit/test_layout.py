@@ -15,7 +15,7 @@ SHARED = {"args", "cards", "entry_points", "figures", "files", "loading", "metri
 SUPPORT = {"offline", "synthetic"}
 SUPPORT_MAY_USE = {"whisper_finetuning.data.audio"}
 STAGES = ["data", "augmentation", "features", "training", "evaluation", "export", "inference", "app"]
-ENTRY_POINTS = {"compare", "demo", "quickstart", "search", "stream"}  # may use everything
+ENTRY_POINTS = {"compare", "demo", "live_captions", "quickstart", "search"}  # may use everything
 
 
 def module_name(path: Path) -> str:

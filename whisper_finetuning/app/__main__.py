@@ -1,10 +1,11 @@
-"""python -m whisper_finetuning.app --model PATH_OR_ID [--host 127.0.0.1] [--port 7860] [--share]"""
+"""python -m whisper_finetuning.app --model_name_or_path PATH_OR_ID [--host 127.0.0.1] [--port 7860] [--share]"""
 
 import argparse
 import logging
 
 import transformers
 
+from ..args import add_model_arguments
 from ..inference.model import ModelFormatError, load_for_inference
 from ..inference.streaming import StreamSettings, check_encoder_seconds
 from .captions import CSS
@@ -16,12 +17,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m whisper_finetuning.app", description=(
         "A web app around one Whisper model: transcribe files and microphone recordings, caption the microphone "
         "and stream URLs live, download SRT and WebVTT."))
-    parser.add_argument("--model", required=True, help="a folder the kit wrote (training output, checkpoint-N, "
-                        "LoRA adapter, or a CTranslate2 export, run by faster-whisper) or a Hub id such as "
-                        "openai/whisper-base")
-    parser.add_argument("--language", help="language selected at start (a code such as sv); default: detect")
-    parser.add_argument("--dtype", default="auto", help="auto (float16 on GPU, bfloat16 on CPUs with native "
-                        "bfloat16, else float32), float32, float16 or bfloat16")
+    add_model_arguments(parser, "a folder the kit wrote (training output, checkpoint-N, LoRA adapter, or a "
+                        "CTranslate2 export, run by faster-whisper) or a Hub id such as openai/whisper-base",
+                        "language selected at start (a code such as sv); default: detect")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also make a public gradio.live link (needs internet)")
@@ -42,7 +40,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     transformers.logging.set_verbosity_error()  # per-call generation notices would flood the log
     try:
-        loaded = load_for_inference(args.model, dtype=args.dtype)
+        loaded = load_for_inference(args.model_name_or_path, dtype=args.dtype)
     except ModelFormatError as error:
         raise SystemExit(f"error: {error}")
     try:

@@ -56,7 +56,7 @@ class Handlers:
             audio = read_audio_file(path, max_seconds=self.max_audio_seconds)
         except AudioInputError as error:
             limit = (" For longer recordings raise --max_audio_minutes, or caption the file as a stream "
-                     "(python -m whisper_finetuning.stream --source FILE).") if "limit" in str(error) else ""
+                     "(python -m whisper_finetuning.live_captions --source FILE).") if "limit" in str(error) else ""
             yield "", None, None, status(f"{error}.{limit}", warning=True)
             return
         duration = len(audio) / SAMPLING_RATE

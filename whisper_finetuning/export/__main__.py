@@ -1,7 +1,7 @@
 """Export a fine-tuned Whisper (a checkpoint folder, a LoRA adapter folder, or a Hub id) for deployment, and check
 that the export transcribes like the trained model.
 
-    python -m whisper_finetuning.export --model output/whisper-small-sv --to ctranslate2 --quantization int8 \\
+    python -m whisper_finetuning.export --model_name_or_path output/whisper-small-sv --to ctranslate2 --quantization int8 \\
         --output_dir whisper-small-sv-ct2 --check data/fleurs --dataset_config_name sv_se --language sv
 
 --to ctranslate2 writes a folder faster-whisper loads as it is: `WhisperModel("whisper-small-sv-ct2")`.
@@ -21,6 +21,7 @@ import torch
 
 from normalizers import get_language, get_normalizer
 
+from ..args import add_model_arguments
 from ..cards import public_name
 from ..data.mixing import load_mixture, parse_dataset_specs
 from ..data.sources import dataset_label
@@ -44,8 +45,8 @@ FORMATS = {"ctranslate2": (convert_to_ctranslate2, CT2_QUANTIZATIONS), "ggml": (
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m whisper_finetuning.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="the model to export: a training run's output_dir or "
-                        "checkpoint-N folder, a LoRA adapter folder (merged onto its base first), or a Hub id")
+    add_model_arguments(parser, "the model to export: a training run's output_dir or checkpoint-N folder, a LoRA "
+                        "adapter folder (merged onto its base first), or a Hub id", dtype=False)
     parser.add_argument("--to", choices=tuple(FORMATS), default="ctranslate2", help="ctranslate2: the format of "
                         "faster-whisper and CTranslate2 (a folder); ggml: whisper.cpp's (ggml-model.bin)")
     parser.add_argument("--quantization", default="float16", help="weight type of the export. ctranslate2: "
@@ -117,7 +118,7 @@ def run_check(args, model, processor) -> dict:
         exported = WhisperCppTranscriber(load_whisper_cpp(str(args.output_dir)), generate_kwargs=generate_kwargs)
         compute_type = args.quantization
     # Names without local paths: the report travels with the export, maybe to the Hub.
-    settings = {"model": public_name(args.model), "format": args.to, "quantization": args.quantization,
+    settings = {"model": public_name(args.model_name_or_path), "format": args.to, "quantization": args.quantization,
                 "compute_type": compute_type, "device": device, "language": language,
                 "dataset": " + ".join(dataset_label(public_name(s.name), s.config, s.split) for s in specs)}
     tolerance = default_tolerance(args.quantization) if args.tolerance is None else args.tolerance
@@ -131,10 +132,10 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         prepare_output_dir(args.output_dir, args.overwrite_output_dir)
-        model, processor = load_for_export(args.model, revision=args.revision)
+        model, processor = load_for_export(args.model_name_or_path, revision=args.revision)
         convert, _ = FORMATS[args.to]
         convert(model, processor, args.output_dir, args.quantization)
-        print(f"Wrote the {args.to} {args.quantization} export of {args.model} to {args.output_dir}")
+        print(f"Wrote the {args.to} {args.quantization} export of {args.model_name_or_path} to {args.output_dir}")
         if args.check:
             report = run_check(args, model, processor)
             print(f"Parity {'passed' if report['passed'] else 'FAILED'}: {verdict(report)}. "

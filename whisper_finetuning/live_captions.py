@@ -1,6 +1,7 @@
 """Live captions from the command line:
 
-    python -m whisper_finetuning.stream --model M --source URL_OR_FILE --language xx [--output captions.vtt]
+    python -m whisper_finetuning.live_captions --model_name_or_path M --source URL_OR_FILE --language xx \
+        [--output captions.vtt]
 
 The source is an HTTP/Icecast URL, an HLS playlist (.m3u8) or a local file. A finite source (a local file, an HTTP
 file whose duration FFmpeg knows such as a podcast episode, an HLS VOD playlist with #EXT-X-ENDLIST) is played at
@@ -20,6 +21,7 @@ from dataclasses import fields
 
 import transformers
 
+from .args import add_model_arguments
 from .data.audio import SAMPLING_RATE
 from .inference.audio_input import AudioInputError, AudioSource
 from .inference.live import caption_live, dropped_audio
@@ -33,15 +35,13 @@ EXIT_AUDIO_DROPPED = 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m whisper_finetuning.stream", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m whisper_finetuning.live_captions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="checkpoint folder, LoRA adapter, CTranslate2 export (run by "
-                        "faster-whisper) or Hub id")
+    add_model_arguments(parser, "checkpoint folder, LoRA adapter, CTranslate2 export (run by faster-whisper) or Hub id",
+                        "language code (e.g. sv); default: detected from the first speech")
     parser.add_argument("--source", required=True, help="stream URL (HTTP/Icecast, HLS .m3u8) or audio file")
-    parser.add_argument("--language", help="language code (e.g. sv); default: detected from the first speech")
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"], help="Whisper's task")
     parser.add_argument("--output", default="captions.vtt", help="rolling subtitle file, .vtt or .srt")
-    parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
     parser.add_argument("--realtime", choices=["auto", "true", "false"], default="auto",
                         help="play the source at real time (auto: finite sources (files, HTTP files with a known "
                         "duration, HLS VOD playlists) yes, live streams as they arrive)")
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         settings = StreamSettings(**{f.name: getattr(args, f.name) for f in fields(StreamSettings)})
         source = AudioSource(args.source, realtime={"auto": None, "true": True, "false": False}[args.realtime],
                              read_timeout=args.stall_seconds)
-        loaded = load_for_inference(args.model, dtype=args.dtype)
+        loaded = load_for_inference(args.model_name_or_path, dtype=args.dtype)
         windows = None if args.transcribe_whole else ModelWindows(loaded, args.language, args.task,
                                                                   settings.encoder_seconds)
     except (ModelFormatError, AudioInputError, ValueError) as error:
