@@ -2,11 +2,13 @@
 
 import io
 
+import numpy as np
 import pytest
 import srt
 import webvtt
 
-from whisper_finetuning.inference.subtitles import Cue, cues_from_words, ordered, to_srt, to_vtt, write_subtitles
+from whisper_finetuning.inference.subtitles import (Cue, cues_from_words, ordered, start_on_speech, to_srt, to_vtt,
+                                                write_subtitles)
 from whisper_finetuning.inference.words import Word
 
 
@@ -55,3 +57,29 @@ def test_write_subtitles_by_suffix(tmp_path):
     assert (tmp_path / "a.vtt").read_text() == to_vtt(cues)
     with pytest.raises(ValueError, match=".srt or .vtt"):
         write_subtitles(tmp_path / "a.txt", cues)
+
+
+def test_a_cue_starts_where_the_voice_starts_inside_it():
+    # 32 ms windows: speech from window 100 (3.2 s) to 150, and from 400 on
+    speech = np.zeros(500, bool)
+    speech[100:150] = speech[400:] = True
+    cues = [Cue(0.0, 5.0, "early by seconds"), Cue(12.7, 14.0, "close enough"), Cue(6.0, 8.0, "no voice inside")]
+    moved = start_on_speech(cues, speech, window_seconds=0.032)
+    assert moved[0] == Cue(3.2, 5.0, "early by seconds")
+    assert moved[1] == cues[1]  # 12.8 - 12.7 < 0.3 s: left alone
+    assert moved[2] == cues[2]
+    assert start_on_speech([Cue(0.0, 3.3, "x")], speech, 0.032)[0].start == pytest.approx(3.1)  # keeps 0.2 s
+
+
+def test_cue_starts_follow_real_speech_after_silence():
+    """eSpeak sentences after pauses, Silero VAD: cues that start seconds early are moved onto the voice."""
+    from spoken_audio import spoken_recording
+
+    from whisper_finetuning.inference.vad import VoiceActivity
+
+    audio, timeline = spoken_recording(pause=4.0, lead=3.0)
+    speech = VoiceActivity()(audio)
+    early = [Cue(round(max(0.0, t["start"] - 2.5), 3), t["end"], t["text"]) for t in timeline]
+    moved = start_on_speech(early, speech)
+    errors = [abs(cue.start - t["start"]) for cue, t in zip(moved, timeline)]
+    assert max(errors) < 0.15, errors

@@ -1,18 +1,23 @@
 """Subtitles: timed words or segments -> cues -> SubRip (.srt) and WebVTT (.vtt) text.
 
 Cues never overlap and never go back in time (players drop or reorder cues that do); a cue ends at a sentence
-end, before a pause, or when it would exceed two lines' worth of characters or a few seconds.
+end, before a pause, or when it would exceed two lines' worth of characters or a few seconds; a cue starts where the
+voice does (`start_on_speech`).
 """
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..files import write_text_atomic
+from .vad import WINDOW_SECONDS as VAD_WINDOW_SECONDS
 from .words import SENTENCE_END, Word
 
 MAX_CUE_CHARS = 84  # two lines of 42, the usual broadcast limit
 MAX_CUE_SECONDS = 6.0
 PAUSE_SECONDS = 1.0  # a gap this long between words starts a new cue
 MIN_CUE_SECONDS = 0.2
+ONSET_MIN_SHIFT_SECONDS = 0.3  # a cue starting less than this before the voice is left as it is
 
 
 @dataclass
@@ -45,6 +50,24 @@ def ordered(cues: list[Cue]) -> list[Cue]:
     for cue in cues:
         start = max(cue.start, result[-1].end if result else 0.0)
         result.append(Cue(round(start, 3), round(max(cue.end, start + MIN_CUE_SECONDS), 3), cue.text))
+    return result
+
+
+def start_on_speech(cues: list[Cue], speech: np.ndarray, window_seconds: float = VAD_WINDOW_SECONDS) -> list[Cue]:
+    """Each cue starts where speech starts inside it. `speech`: voice activity of the recording, one flag per window
+    (vad.VoiceActivity). Whisper's long-form timestamps put the first cue after a long silence at the 30 s window's
+    edge or seconds before the voice (more so after fine-tuning), and a subtitle that shows before anyone speaks is
+    wrong. A cue with no speech inside keeps its times; a start is only ever moved later, never past the cue's end."""
+    result = []
+    for cue in cues:
+        first, last = int(cue.start / window_seconds), int(np.ceil(cue.end / window_seconds))
+        voiced = np.flatnonzero(speech[first:last])
+        start = cue.start
+        if voiced.size:
+            onset = (first + int(voiced[0])) * window_seconds
+            if onset - cue.start >= ONSET_MIN_SHIFT_SECONDS:
+                start = min(onset, cue.end - MIN_CUE_SECONDS)
+        result.append(Cue(round(max(start, cue.start), 3), cue.end, cue.text))
     return result
 
 
