@@ -22,17 +22,16 @@ from transformers import HfArgumentParser
 
 from normalizers import get_normalizer
 from whisper_finetuning.args import DataArguments, ModelArguments, parse_config_and_flags
+from whisper_finetuning.backends.load import load_backend
 from whisper_finetuning.cards import identify, markdown_table
 from whisper_finetuning.data.mixing import count_samples, load_mixture, parse_dataset_specs
 from whisper_finetuning.evaluation.arguments import EvalArguments
-from whisper_finetuning.evaluation.cpu_attention import enable_fast_cpu_attention
 from whisper_finetuning.evaluation.interrupt import StopOnSignal
 from whisper_finetuning.evaluation.leaderboard import default_targets
 from whisper_finetuning.evaluation.reports import check_output_dir, dataset_label, merge_into_card, write_reports
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores, evaluate_rows
 from whisper_finetuning.evaluation.transcriber import Throughput, Transcriber
-from whisper_finetuning.export.ct2_transcriber import CT2Transcriber, load_ctranslate2
-from whisper_finetuning.loading import choose_dtype, language_kwargs, load_whisper
+from whisper_finetuning.loading import language_kwargs
 
 logger = logging.getLogger("run_eval")
 
@@ -61,31 +60,19 @@ def main(argv=None) -> list[dict]:
     datasets = [(target, load_mixture([target.spec], streaming=data_args.streaming, token=model_args.token),
                  count_samples(target.spec, token=model_args.token)) for target in targets]
 
-    # 2. The model, in the fastest dtype that keeps the WER (see choose_dtype), or the CTranslate2 export
-    if args.backend == "ctranslate2":
-        model, processor = load_ctranslate2(model_args.model_name_or_path,
-                                            device="cuda" if torch.cuda.is_available() else "cpu")
-        transcriber_class, dtype = CT2Transcriber, model.model.compute_type
-    else:
-        model, processor = load_whisper(model_args.model_name_or_path, dtype=choose_dtype(args.dtype),
-                                        attn_implementation=model_args.attn_implementation,
-                                        revision=model_args.model_revision, cache_dir=model_args.cache_dir,
-                                        token=model_args.token)
-        if args.generation_max_length and args.generation_max_length > model.config.max_target_positions:
-            raise ValueError(f"--generation_max_length {args.generation_max_length} is more than the "
-                             f"{model.config.max_target_positions} tokens {model_args.model_name_or_path} can "
-                             "generate")
-        if torch.cuda.is_available():
-            model = model.cuda()
-        enable_fast_cpu_attention(model)
-        transcriber_class, dtype = Transcriber, str(model.dtype).removeprefix("torch.")
+    # 2. The model, in the fastest dtype that keeps the WER (see choose_dtype), or a CTranslate2 export in the type it
+    # was exported in (--backend auto: by what the folder is)
+    backend = load_backend(model_args.model_name_or_path, args.backend, dtype=args.dtype,
+                           device="cuda" if torch.cuda.is_available() else "cpu",
+                           attn_implementation=model_args.attn_implementation, revision=model_args.model_revision,
+                           cache_dir=model_args.cache_dir, token=model_args.token)
     generate_kwargs = {"num_beams": args.num_beams, "return_timestamps": args.return_timestamps}
     if args.generation_max_length:
         generate_kwargs["max_length"] = args.generation_max_length
-    generate_kwargs.update(language_kwargs(model, None if args.detect_language else data_args.language,
+    generate_kwargs.update(language_kwargs(backend.model, None if args.detect_language else data_args.language,
                                            data_args.task))
-    transcriber = transcriber_class(model, processor, generate_kwargs, batch_size=args.batch_size,
-                                    long_form_kwargs=args.long_form_kwargs(), max_duration=args.max_duration_in_seconds)
+    transcriber = Transcriber(backend, generate_kwargs, batch_size=args.batch_size,
+                              long_form_kwargs=args.long_form_kwargs(), max_duration=args.max_duration_in_seconds)
 
     # 3. Transcribe and score each dataset; SIGTERM or Ctrl-C stops after the current batch
     results, predictions, problem = [], {}, None
@@ -100,7 +87,7 @@ def main(argv=None) -> list[dict]:
             results.append({"dataset_name": target.pretty_name, "dataset_type": target.dataset_type,
                             "source": spec.name, "config": spec.config, "split": spec.split,
                             "language": data_args.language, "rtfx": transcriber.throughput.rtfx,
-                            "backend": args.backend, "dtype": dtype, **scores})
+                            "backend": backend.name, "dtype": backend.compute_type, **scores})
             predictions[label] = rows_out
             if stop.received:
                 problem = (f"stopped by {stop.received.name} during {label}, after "

@@ -22,8 +22,9 @@ import torch
 
 from normalizers import get_normalizer
 from whisper_finetuning.data.audio import SAMPLING_RATE, to_model_rate
-from whisper_finetuning.evaluation.arguments import LONG_FORM_GUARDS
-from whisper_finetuning.evaluation.cpu_attention import enable_fast_cpu_attention
+from whisper_finetuning.backends.cpu_attention import enable_fast_cpu_attention
+from whisper_finetuning.backends.guards import LONG_FORM_GUARDS
+from whisper_finetuning.backends.transformers_backend import TransformersBackend
 from whisper_finetuning.evaluation.transcriber import Transcriber
 from whisper_finetuning.loading import language_kwargs, load_whisper
 from whisper_finetuning.metrics import error_rate
@@ -39,12 +40,8 @@ def speak(text: str) -> np.ndarray:
 
 
 def without_silence_dropping(transcriber: Transcriber, audio: np.ndarray) -> str:
-    """Long-form generate() on the whole clip, with the transcriber's generate arguments and guards."""
-    inputs = transcriber.processor.feature_extractor(audio, sampling_rate=SAMPLING_RATE, truncation=False,
-                                                     padding="longest", return_attention_mask=True,
-                                                     return_tensors="pt")
-    return transcriber._generate(inputs.input_features, attention_mask=inputs.attention_mask,
-                                 return_timestamps=True, **transcriber.long_form_kwargs)[0]
+    """Long-form decoding of the whole clip, with the transcriber's generate arguments and guards."""
+    return transcriber.backend.transcribe_long(audio, transcriber.generate_kwargs, transcriber.long_form_kwargs).text
 
 
 def main() -> None:
@@ -77,7 +74,8 @@ def main() -> None:
     print(f"{args.model}, float32, {torch.get_num_threads()} threads\n")
     print("| setup | clip | audio s | wall s | text (WER for many sentences) |\n|---|---|---|---|---|")
     for setup, guards, transcribe in setups:
-        transcriber = Transcriber(model, processor, language_kwargs(model, "en"), long_form_kwargs=dict(guards))
+        transcriber = Transcriber(TransformersBackend(model, processor), language_kwargs(model, "en"),
+                                  long_form_kwargs=dict(guards))
         for name, (audio, reference) in clips.items():
             started = time.perf_counter()
             text = transcribe(transcriber, audio)

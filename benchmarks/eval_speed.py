@@ -26,7 +26,8 @@ from transformers import pipeline
 from normalizers import get_language, get_normalizer
 from whisper_finetuning.data.audio import load_audio
 from whisper_finetuning.data.sources import load_source
-from whisper_finetuning.evaluation.cpu_attention import enable_fast_cpu_attention
+from whisper_finetuning.backends.cpu_attention import enable_fast_cpu_attention
+from whisper_finetuning.backends.transformers_backend import TransformersBackend
 from whisper_finetuning.evaluation.transcriber import Transcriber
 from whisper_finetuning.loading import cpu_has_native_bfloat16, language_kwargs, load_whisper
 from whisper_finetuning.metrics import error_rate
@@ -47,7 +48,7 @@ def run_transcriber(args, dtype: str, rows: list[dict], language: str) -> tuple[
     model, processor = load_whisper(args.model, dtype=getattr(torch, dtype))
     enable_fast_cpu_attention(model)
     kwargs = {**language_kwargs(model, language), "num_beams": args.num_beams}
-    transcriber = Transcriber(model, processor, kwargs, batch_size=args.batch_size)
+    transcriber = Transcriber(TransformersBackend(model, processor), kwargs, batch_size=args.batch_size)
     start = time.perf_counter()
     texts = {row["id"]: text for row, text, _, _ in transcriber(rows)}
     return [texts[row["id"]] for row in rows], time.perf_counter() - start

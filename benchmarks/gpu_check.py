@@ -142,13 +142,14 @@ def word_error_rate(transcriber, rows: list[dict]) -> str:
 
 
 def eval_row(batch: int) -> dict:
+    from whisper_finetuning.backends.transformers_backend import TransformersBackend
     from whisper_finetuning.evaluation.transcriber import Transcriber
     from whisper_finetuning.loading import language_kwargs, load_whisper
 
     model, processor = load_whisper("openai/whisper-base", dtype=torch.float16)
     model = model.cuda()
     rows = spoken_rows()
-    transcriber = Transcriber(model, processor, language_kwargs(model, "en"), batch_size=batch)
+    transcriber = Transcriber(TransformersBackend(model, processor), language_kwargs(model, "en"), batch_size=batch)
     wer = word_error_rate(transcriber, rows)
     return {"setup": f"evaluation, whisper-base fp16, batch {batch}", "samples/s": "-", "peak memory GiB": "-",
             "MFU": "-", "RTFx": f"{transcriber.throughput.rtfx:.0f}", "WER": wer}
@@ -156,14 +157,15 @@ def eval_row(batch: int) -> dict:
 
 def eval_ct2_row(batch: int) -> dict:
     """run_eval.py --backend ctranslate2: whisper-base exported to float16, the same clips and batch."""
+    from whisper_finetuning.backends.load import load_backend
+    from whisper_finetuning.evaluation.transcriber import Transcriber
     from whisper_finetuning.export.checkpoint import load_for_export
-    from whisper_finetuning.export.ct2_transcriber import CT2Transcriber, load_ctranslate2
     from whisper_finetuning.export.ctranslate2 import convert_to_ctranslate2
 
     folder = Path(tempfile.mkdtemp()) / "whisper-base-ct2-float16"
     convert_to_ctranslate2(*load_for_export("openai/whisper-base"), folder, "float16")
-    model, processor = load_ctranslate2(str(folder), device="cuda")
-    transcriber = CT2Transcriber(model, processor, {"language": "en", "task": "transcribe"}, batch_size=batch)
+    backend = load_backend(str(folder), device="cuda")
+    transcriber = Transcriber(backend, {"language": "en", "task": "transcribe"}, batch_size=batch)
     wer = word_error_rate(transcriber, spoken_rows())
     return {"setup": f"evaluation, whisper-base CTranslate2 float16, batch {batch}", "samples/s": "-",
             "peak memory GiB": "-", "MFU": "-", "RTFx": f"{transcriber.throughput.rtfx:.0f}", "WER": wer}

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from normalizers import get_normalizer
+from whisper_finetuning.backends.load import load_backend
+from whisper_finetuning.backends.transformers_backend import TransformersBackend
 from whisper_finetuning.data.audio import SAMPLING_RATE, to_model_rate
 from whisper_finetuning.files import write_json_atomic, write_text_atomic
 from whisper_finetuning.inference.agreement import word_key
 from whisper_finetuning.inference.long_audio import transcribe_long
-from whisper_finetuning.inference.model import load_for_inference
 from whisper_finetuning.inference.replay import VirtualClock, replay
 from whisper_finetuning.inference.streaming import ModelWindows, StreamingTranscriber, StreamSettings
 from whisper_finetuning.inference.vad import VoiceActivity
@@ -133,12 +134,12 @@ def main() -> None:
     duration = len(audio) / SAMPLING_RATE
     reference = " ".join(s["text"] for s in timeline)
     print(f"recording: {len(timeline)} sentences, {duration:.1f} s")
-    loaded = load_for_inference(args.model, dtype="float32")
+    loaded = load_backend(args.model, dtype="float32")
     results = {"model": args.model, "audio_seconds": duration, "offline": {}, "streaming": {}}
 
     for method in args.offline_methods:
-        if method == "pipeline-chunked" and loaded.backend != "transformers":
-            print(f"offline {method}: skipped, the transformers pipeline does not run a {loaded.backend} model")
+        if method == "pipeline-chunked" and not isinstance(loaded, TransformersBackend):
+            print(f"offline {method}: skipped, the transformers pipeline does not run a {loaded.name} model")
             continue
         began = time.perf_counter()
         if method == "long-form":

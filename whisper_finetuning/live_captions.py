@@ -22,11 +22,12 @@ from dataclasses import fields
 import transformers
 
 from .args import add_model_arguments
+from .backends.base import ModelFormatError
+from .backends.load import load_backend
 from .data.audio import SAMPLING_RATE
 from .inference.audio_input import AudioInputError, AudioSource
 from .inference.live import caption_live, dropped_audio
 from .inference.long_audio import transcribe_long
-from .inference.model import ModelFormatError, load_for_inference
 from .inference.streaming import ModelWindows, StreamingTranscriber, StreamSettings
 from .inference.subtitles import Cue, cues_from_words, ordered, write_subtitles
 from .inference.vad import VoiceActivity
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
         settings = StreamSettings(**{f.name: getattr(args, f.name) for f in fields(StreamSettings)})
         source = AudioSource(args.source, realtime={"auto": None, "true": True, "false": False}[args.realtime],
                              read_timeout=args.stall_seconds)
-        loaded = load_for_inference(args.model_name_or_path, dtype=args.dtype)
+        loaded = load_backend(args.model_name_or_path, dtype=args.dtype)
         windows = None if args.transcribe_whole else ModelWindows(loaded, args.language, args.task,
                                                                   settings.encoder_seconds)
     except (ModelFormatError, AudioInputError, ValueError) as error:

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 from normalizers import get_normalizer
 
 from .data.audio import SAMPLING_RATE, to_model_rate
-from .evaluation.cpu_attention import enable_fast_cpu_attention
+from .backends.transformers_backend import TransformersBackend
 from .evaluation.transcriber import Transcriber
-from .loading import language_kwargs, load_whisper
+from .loading import language_kwargs
 from .metrics import error_rate
 from .synthetic.corpus import read_sentences
 from .synthetic.tts import synthesize
@@ -61,15 +61,15 @@ def main() -> None:
     clips = {lang: make_clips(lang, output_dir / "clips" / lang) for lang in args.languages}
     results, predictions = [], []
     for model_name in args.models:
-        model, processor = load_whisper(model_name)
-        enable_fast_cpu_attention(model)
+        backend = TransformersBackend.load(model_name, dtype="float32")  # with the fast CPU attention
+        model = backend.model
         english_only = not model.generation_config.is_multilingual
         for language in tqdm(args.languages, desc=model_name):
             if english_only and language != "en":
                 continue
             rows = clips[language]
             paths = [str(output_dir / "clips" / language / row["file_name"]) for row in rows]
-            transcriber = Transcriber(model, processor, language_kwargs(model, language))
+            transcriber = Transcriber(backend, language_kwargs(model, language))
             by_path = {row["audio"]["path"]: text
                        for row, text, _, _ in transcriber([{"audio": {"path": path}} for path in paths])}
             texts = [by_path[path] for path in paths]

@@ -87,12 +87,12 @@ def check_live_captions_of_the_export(model: str, export_dir, rows: list[dict]) 
     import numpy as np
 
     from whisper_finetuning.inference.agreement import word_key
-    from whisper_finetuning.inference.model import load_for_inference
+    from whisper_finetuning.backends.load import load_backend
     from whisper_finetuning.inference.streaming import ModelWindows
 
     audio = np.concatenate([decode_row_audio(row["audio"]) for row in rows]).astype(np.float32)
     assert 15 < len(audio) / 16000 < 30
-    windows = {name: ModelWindows(load_for_inference(name, dtype="float32"), "en")(audio, prompt="")
+    windows = {name: ModelWindows(load_backend(name, dtype="float32"), "en")(audio, prompt="")
                for name in (model, str(export_dir))}
     trained, exported = windows[model].words, windows[str(export_dir)].words
     assert [word_key(w.text) for w in exported] == [word_key(w.text) for w in trained]
@@ -104,7 +104,7 @@ def check_live_captions_of_the_export(model: str, export_dir, rows: list[dict]) 
     # (under 10 s, the buffer of a live caption) encoded as 10 s instead of the padded 30 s are still understood,
     # every word timed inside the audio. (Not the same words: on these clips one phrase came out differently, as
     # the replay benchmark's 1.5 WER points predict.)
-    export = load_for_inference(str(export_dir))
+    export = load_backend(str(export_dir))
     two_clips = np.concatenate([decode_row_audio(row["audio"]) for row in rows[:2]]).astype(np.float32)
     assert len(two_clips) / 16000 < 10
     short = ModelWindows(export, "en", encoder_seconds=10)(two_clips, prompt="")

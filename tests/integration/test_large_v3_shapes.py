@@ -76,14 +76,14 @@ def test_training_evaluation_and_export(v3_model_dir, corpus, tmp_path):
 
 
 def test_the_app_runs_them_and_their_export(v3_model_dir, tmp_path):
-    """The app's and the stream command's model path (load_for_inference, live-caption windows, long-form files) on
+    """The app's and the stream command's model path (load_backend, live-caption windows, long-form files) on
     the v3 shapes, as checkpoints and as CTranslate2 exports: 128-bin features, <|yue|> among the languages."""
     import shutil
 
     from whisper_finetuning.export.checkpoint import load_for_export
     from whisper_finetuning.export.ctranslate2 import convert_to_ctranslate2
+    from whisper_finetuning.backends.load import load_backend
     from whisper_finetuning.inference.long_audio import transcribe_long
-    from whisper_finetuning.inference.model import load_for_inference
     from whisper_finetuning.inference.streaming import ModelWindows
 
     # Alignment heads inside the tiny decoder (the builder keeps whisper-base's, which point past its layers).
@@ -96,7 +96,7 @@ def test_the_app_runs_them_and_their_export(v3_model_dir, tmp_path):
     window = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)
     recording = (0.1 * rng.standard_normal(35 * 16000)).astype(np.float32)
     for name in (str(model_dir), str(export_dir)):
-        loaded = load_for_inference(name, dtype="float32")
+        loaded = load_backend(name, dtype="float32")
         assert "yue" in loaded.languages() and len(loaded.languages()) == 100
         transcript = ModelWindows(loaded, "yue")(window, prompt="")
         assert transcript.language == "yue"

@@ -19,15 +19,14 @@ import webvtt
 from spoken_audio import SENTENCES, spoken_recording, write_wav
 
 from normalizers import get_normalizer
+from whisper_finetuning.backends.load import load_backend
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.inference.audio_input import AudioInputError, AudioSource
 from whisper_finetuning.inference.live import caption_live
 from whisper_finetuning.inference.long_audio import transcribe_long
-from whisper_finetuning.inference.model import load_for_inference
 from whisper_finetuning.inference.streaming import ModelWindows, StreamingTranscriber, StreamSettings
 from whisper_finetuning.inference.subtitles import cues_from_words, to_vtt
 from whisper_finetuning.inference.vad import VoiceActivity
-from whisper_finetuning.inference.words import WordTranscriber
 from whisper_finetuning.metrics import error_rate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +40,7 @@ def wer(reference: str, hypothesis: str) -> float:
 
 @pytest.fixture(scope="module")
 def tiny_en():
-    return load_for_inference(MODEL, dtype="float32")
+    return load_backend(MODEL, dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +174,7 @@ def test_the_stream_command_prints_committed_text_and_writes_vtt(tmp_path, recor
 def test_word_times_match_where_the_sentences_are(tiny_en, recording):
     _, audio, timeline = recording
     end = int((timeline[1]["end"] + 0.5) * SAMPLING_RATE)
-    words = WordTranscriber(tiny_en)(audio[:end], tiny_en.generate_kwargs("en")).words
+    words = tiny_en.window_transcriber()(audio[:end], tiny_en.generate_kwargs("en")).words
     first_sentence = len(timeline[0]["text"].split())
     # Cross-attention times are good to a few tenths of a second; a pause tends to stick to the word before it.
     assert abs(words[0].start - timeline[0]["start"]) < 0.5

@@ -16,6 +16,7 @@ from local_paths import assert_nothing_local, folder_files
 from whisper_finetuning.data.audio import to_model_rate
 from whisper_finetuning.evaluation.reports import merge_into_card, predictions_file
 from whisper_finetuning.data.rows import DataSourceError
+from whisper_finetuning.loading import choose_dtype
 from whisper_finetuning.offline.resolver import resolve_model
 from whisper_finetuning.synthetic.corpus import generate
 from whisper_finetuning.synthetic.tts import synthesize
@@ -47,7 +48,7 @@ def test_evaluates_common_voice_and_fleurs_test_sets(evaluated):
         assert result["samples"] == 6 and result["skipped"] == 0 and result["audio_hours"] > 0
         assert result["wer"] < 60 and result["rtfx"] > 0  # varied accents and pitches: far from perfect
         assert result["substitutions"] + result["deletions"] + result["hits"] > 30
-        assert result["dtype"] == str(run_eval.choose_dtype("auto")).removeprefix("torch.")
+        assert result["dtype"] == str(choose_dtype("auto")).removeprefix("torch.")
 
 
 def test_reported_wer_equals_an_independent_jiwer_computation(evaluated):

@@ -22,9 +22,9 @@ from spoken_audio import SENTENCES, spoken_recording, write_wav
 
 from normalizers import get_normalizer
 from whisper_finetuning.app.handlers import Handlers
+from whisper_finetuning.backends.load import load_backend
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.inference.audio_input import format_duration
-from whisper_finetuning.inference.model import load_for_inference
 from whisper_finetuning.inference.streaming import StreamSettings
 from whisper_finetuning.metrics import error_rate
 
@@ -71,7 +71,7 @@ class FilesAndLiveStream(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def tiny_en():
-    return load_for_inference(MODEL, dtype="float32")
+    return load_backend(MODEL, dtype="float32")
 
 
 @pytest.fixture(scope="module")

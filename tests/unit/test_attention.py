@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from transformers import WhisperForConditionalGeneration
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-import run_eval
-from whisper_finetuning.evaluation.cpu_attention import NAME, enable_fast_cpu_attention, sdpa_cpu_inference_forward
+from whisper_finetuning.backends.cpu_attention import NAME, enable_fast_cpu_attention, sdpa_cpu_inference_forward
+from whisper_finetuning.loading import choose_dtype
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_other_implementations_are_left_alone(tiny_model_dir):
 def test_auto_dtype_follows_the_cpu(monkeypatch, capabilities, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
-    assert run_eval.choose_dtype("auto") == expected
-    assert run_eval.choose_dtype("float32") == torch.float32
+    assert choose_dtype("auto") == expected
+    assert choose_dtype("float32") == torch.float32
 
 
 def test_bfloat16_encoder_stays_as_close_to_float32_as_with_sdpa(tiny_model_dir):

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
+from whisper_finetuning.backends.load import load_backend
+from whisper_finetuning.backends.transformers_backend import TransformersBackend
 from whisper_finetuning.data.mixing import load_mixture, parse_dataset_specs
 from whisper_finetuning.evaluation.transcriber import Transcriber
 from whisper_finetuning.export.__main__ import main as export_main
 from whisper_finetuning.export.checkpoint import ExportError, load_for_export
-from whisper_finetuning.export.ct2_transcriber import CT2Transcriber, load_ctranslate2
 from whisper_finetuning.export.ctranslate2 import convert_to_ctranslate2
 from whisper_finetuning.export.parity import check_parity
 from whisper_finetuning.loading import load_whisper
@@ -66,20 +67,20 @@ def test_the_export_is_a_folder_faster_whisper_loads_as_it_is(exported, trained)
 def test_float32_transcripts_are_those_of_the_trained_model(exported, trained, corpus):
     model, processor = load_whisper(str(trained))
     clips = rows(corpus)
-    trained = transcripts(Transcriber(model, processor, SHORT, batch_size=4), clips)
-    ct2_model, ct2_processor = load_ctranslate2(str(exported), device="cpu")
-    assert ct2_model.model.compute_type == "float32"
-    exported_texts = transcripts(CT2Transcriber(ct2_model, ct2_processor, SHORT, batch_size=4), clips)
+    trained = transcripts(Transcriber(TransformersBackend(model, processor), SHORT, batch_size=4), clips)
+    export = load_backend(str(exported), device="cpu")
+    assert export.name == "ctranslate2" and export.compute_type == "float32"
+    exported_texts = transcripts(Transcriber(export, SHORT, batch_size=4), clips)
     assert len(trained) == 6 and exported_texts == trained and any(trained.values())
 
 
 def test_an_exported_model_that_transcribes_worse_fails_the_check(exported, corpus):
     # The same export, once decoding 2 tokens a clip and once 60: the longer transcripts of the random model are
     # insertions, so their WER is far worse than the "trained" ones' and the check must say so.
-    ct2_model, ct2_processor = load_ctranslate2(str(exported), device="cpu")
+    export = load_backend(str(exported), device="cpu")
     clips = rows(corpus, 4)
-    short = CT2Transcriber(ct2_model, ct2_processor, {**SHORT, "max_length": 2})
-    worse = CT2Transcriber(ct2_model, ct2_processor, {**SHORT, "max_length": 60})
+    short = Transcriber(export, {**SHORT, "max_length": 2})
+    worse = Transcriber(export, {**SHORT, "max_length": 60})
     report = check_parity(short, worse, clips, get_normalizer("sv"), 2.0, {})
     assert not report["passed"] and report["wer_difference"] > 2.0
     assert report["exported"]["wer"] > report["trained"]["wer"] and report["identical"] == 0.0
@@ -120,9 +121,8 @@ def test_a_lora_adapter_is_merged_before_conversion(trained, corpus, tmp_path, e
     assert not np.array_equal(exported_weights[query], base_weights[query])  # the adapter is in the weights
     merged, merged_processor = load_whisper(str(adapter))
     clips = rows(corpus, 4)
-    ct2_model, ct2_processor = load_ctranslate2(str(out), device="cpu")
-    assert (transcripts(CT2Transcriber(ct2_model, ct2_processor, SHORT), clips)
-            == transcripts(Transcriber(merged, merged_processor, SHORT), clips))
+    assert (transcripts(Transcriber(load_backend(str(out), device="cpu"), SHORT), clips)
+            == transcripts(Transcriber(TransformersBackend(merged, merged_processor), SHORT), clips))
 
 
 def test_language_ids_and_mel_bins_are_completed(trained, tmp_path):
@@ -173,11 +173,10 @@ def test_an_unknown_quantization_is_a_clear_error(trained, tmp_path, capsys):
 
 
 def test_the_app_and_stream_command_run_an_export_as_they_run_the_trained_model(trained, corpus, tmp_path):
-    """load_for_inference takes the export: a streaming window gives the trained model's words (float32), timed
+    """load_backend takes the export: a streaming window gives the trained model's words (float32), timed
     inside the window, and a recording over 30 s comes back as ordered segments from faster-whisper's long form."""
     from whisper_finetuning.data.audio import decode_row_audio
     from whisper_finetuning.inference.long_audio import transcribe_long
-    from whisper_finetuning.inference.model import load_for_inference
     from whisper_finetuning.inference.streaming import ModelWindows
 
     # Word times need alignment heads that exist in the tiny model (the fixture keeps whisper-base's, which point
@@ -188,9 +187,9 @@ def test_the_app_and_stream_command_run_an_export_as_they_run_the_trained_model(
     (trained / "generation_config.json").write_text(json.dumps({**generation, "alignment_heads": [[1, 0], [1, 1]]}))
     exported = convert_to_ctranslate2(*load_for_export(str(trained)), tmp_path / "ct2", "float32")
     clip = decode_row_audio(rows(corpus, 1)[0]["audio"]).astype(np.float32)
-    loaded_export = load_for_inference(str(exported))
-    loaded_trained = load_for_inference(str(trained), dtype="float32")
-    assert (loaded_export.backend, loaded_trained.backend) == ("ctranslate2", "transformers")
+    loaded_export = load_backend(str(exported))
+    loaded_trained = load_backend(str(trained), dtype="float32")
+    assert (loaded_export.name, loaded_trained.name) == ("ctranslate2", "transformers")
     assert loaded_export.languages() == loaded_trained.languages()
     export_window = ModelWindows(loaded_export, "sv")(clip, prompt="")
     trained_window = ModelWindows(loaded_trained, "sv")(clip, prompt="")

@@ -14,13 +14,14 @@ import soundfile
 import torch
 
 from whisper_finetuning.app.sessions import MicrophoneCaptions
+from whisper_finetuning.backends.base import ModelFormatError
+from whisper_finetuning.backends.load import check_checkpoint, checkpoint_kind, load_backend
+from whisper_finetuning.backends.words import WindowTranscript, Word
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.inference.audio_input import AudioInputError, AudioSource, read_audio_file
 from whisper_finetuning.inference.guards import Guards
 from whisper_finetuning.inference.live import caption_live
-from whisper_finetuning.inference.model import ModelFormatError, check_checkpoint, checkpoint_kind, load_for_inference
 from whisper_finetuning.inference.streaming import StreamingTranscriber, StreamSettings
-from whisper_finetuning.inference.words import WindowTranscript, Word, WordTranscriber
 
 
 def tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
@@ -176,7 +177,7 @@ def test_checkpoint_kinds_and_what_is_refused(tmp_path, tiny_model_dir):
     (export / "config.json").write_text(json.dumps({"alignment_heads": [[0, 0]], "lang_ids": []}))
     assert checkpoint_kind(str(export)) == "ctranslate2"
     with pytest.raises(ModelFormatError, match="cannot load the CTranslate2 export .*processor files"):
-        load_for_inference(str(export))  # a real export runs: test_export_ctranslate2.py
+        load_backend(str(export))  # a real export runs: test_export_ctranslate2.py
     with pytest.raises(ModelFormatError, match="no config.json"):
         check_checkpoint(str(tmp_path))
     no_processor = tmp_path / "weights-only"
@@ -184,7 +185,7 @@ def test_checkpoint_kinds_and_what_is_refused(tmp_path, tiny_model_dir):
     for name in ("config.json", "generation_config.json", "model.safetensors"):
         shutil.copy(tiny_model_dir / name, no_processor / name)
     with pytest.raises(ModelFormatError, match="processor saved with the model"):
-        load_for_inference(str(no_processor))
+        load_backend(str(no_processor))
 
 
 def test_a_lora_adapter_folder_loads_merged_into_its_base(tmp_path, tiny_model_dir):
@@ -199,7 +200,7 @@ def test_a_lora_adapter_folder_loads_merged_into_its_base(tmp_path, tiny_model_d
                 parameter.fill_(0.01)
     adapter.save_pretrained(tmp_path / "adapter")
     assert checkpoint_kind(str(tmp_path / "adapter")) == "lora_adapter"
-    loaded = load_for_inference(str(tmp_path / "adapter"), dtype="float32")
+    loaded = load_backend(str(tmp_path / "adapter"), dtype="float32")
     assert isinstance(loaded.model, WhisperForConditionalGeneration)  # merged: a plain Whisper model
     original = WhisperForConditionalGeneration.from_pretrained(tiny_model_dir).state_dict()
     merged = loaded.model.state_dict()
@@ -211,7 +212,7 @@ def test_a_lora_adapter_folder_loads_merged_into_its_base(tmp_path, tiny_model_d
     (orphan / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "gone"),
                                                             "peft_type": "LORA"}))
     with pytest.raises(ModelFormatError, match="LoRA adapter for .*gone, which cannot be found"):
-        load_for_inference(str(orphan))
+        load_backend(str(orphan))
 
 
 @pytest.fixture(scope="module")
@@ -222,13 +223,13 @@ def tiny_inference_model(tmp_path_factory, tiny_model_dir):
     config = json.loads((folder / "generation_config.json").read_text())
     config["alignment_heads"] = [[1, 0], [1, 1]]
     (folder / "generation_config.json").write_text(json.dumps(config))
-    return load_for_inference(str(folder), dtype="float32")
+    return load_backend(str(folder), dtype="float32")
 
 
 def test_word_times_lie_inside_the_window_in_order(tiny_inference_model):
     audio = tone(1.0, SAMPLING_RATE)[0]  # (a random model babbles to the token limit: 16 tokens for 1 s)
-    result = WordTranscriber(tiny_inference_model)(audio, tiny_inference_model.generate_kwargs(None),
-                                                    prompt="Hej hopp.")
+    result = tiny_inference_model.window_transcriber()(audio, tiny_inference_model.generate_kwargs(None),
+                                                       prompt="Hej hopp.")
     assert result.language in tiny_inference_model.languages()  # detected: no language was given
     assert 0.0 <= result.no_speech_prob <= 1.0 and result.avg_logprob <= 0.0
     assert result.words, "the random model says something"
@@ -259,15 +260,15 @@ def test_microphone_audio_arriving_slower_than_real_time_is_reported(tiny_infere
 def test_long_recordings_get_run_evals_guards_and_a_fixed_seed(tiny_model_dir):
     """The app's long-form path decodes a recording over 30 s with run_eval.py's guards (temperature fallback,
     no-speech skip), seeded, and a short one plainly; the caller's language and task win."""
-    from whisper_finetuning.evaluation.arguments import LONG_FORM_GUARDS
+    from whisper_finetuning.backends.guards import LONG_FORM_GUARDS
     from whisper_finetuning.inference.long_audio import transcribe_long
 
-    loaded = load_for_inference(str(tiny_model_dir), dtype="float32")
+    loaded = load_backend(str(tiny_model_dir), dtype="float32")
     calls = []
 
     def recording_generate(input_features, **kwargs):
         calls.append({"frames": input_features.shape[-1], "seed_draw": torch.rand(1).item(), **kwargs})
-        return {"segments": [[]]}
+        return {"segments": [[]], "sequences": torch.zeros((1, 0), dtype=torch.long)}
 
     loaded.model.generate = recording_generate
     torch.manual_seed(123)

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "whisper_finetuning"
 SHARED = {"args", "cards", "entry_points", "figures", "files", "loading", "metrics"}
 SUPPORT = {"offline", "synthetic"}
 SUPPORT_MAY_USE = {"whisper_finetuning.data.audio"}
-STAGES = ["data", "augmentation", "features", "training", "evaluation", "export", "inference", "app"]
+STAGES = ["data", "augmentation", "features", "training", "backends", "evaluation", "export", "inference", "app"]
 ENTRY_POINTS = {"compare", "demo", "live_captions", "quickstart", "search"}  # may use everything
 
 

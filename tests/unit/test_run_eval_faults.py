@@ -19,10 +19,11 @@ import run_eval
 from local_paths import assert_nothing_local, folder_files
 from tiny_models import tone_voice
 from whisper_finetuning import loading
+from whisper_finetuning.backends.transformers_backend import TransformersBackend
 from whisper_finetuning.evaluation.reports import OutputDirError, predictions_file
 from whisper_finetuning.data.rows import DataSourceError
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores
-from whisper_finetuning.evaluation.transcriber import Transcriber, drop_digital_silence
+from whisper_finetuning.evaluation.transcriber import drop_digital_silence
 
 SENTENCES = ["The train leaves at seven.", "She bought fresh bread.", "We walked along the river.",
              "The library is closed on Sundays."]
@@ -246,13 +247,13 @@ def test_clips_over_the_maximum_duration_are_skipped_and_counted(tiny_model_dir,
 
 def test_the_long_form_guards_reach_generate_for_clips_over_30_s_only(tiny_model_dir, tmp_path, monkeypatch):
     calls = []
-    generate = Transcriber._generate
+    generate = TransformersBackend._generate
 
-    def recording(self, features, **extra):
+    def recording(self, features, generate_kwargs, **extra):
         calls.append((features.shape[-1], extra))
-        return generate(self, features, **extra)
+        return generate(self, features, generate_kwargs, **extra)
 
-    monkeypatch.setattr(Transcriber, "_generate", recording)
+    monkeypatch.setattr(TransformersBackend, "_generate", recording)
     long = np.tile(tone_voice(SENTENCES[0])[0], 20)[:16_000 * 35]
     clips = [("long.wav", long, "tones"), *tone_clips(1)]
     evaluate(tiny_model_dir, audiofolder(tmp_path / "data", clips), tmp_path / "out", "--temperature", "0", "0.5",
@@ -262,8 +263,9 @@ def test_the_long_form_guards_reach_generate_for_clips_over_30_s_only(tiny_model
     assert short_frames == 3000 and short_extra == {}  # clips up to 30 s: as the leaderboard decodes them
     assert long_frames == 3500 and callable(long_extra.pop("monitor_progress"))
     assert long_extra.pop("attention_mask").shape == (1, 3500)
-    assert long_extra == {"return_timestamps": True, "temperature": (0.0, 0.5), "compression_ratio_threshold": 2.0,
-                          "logprob_threshold": -2.0, "no_speech_threshold": 0.5, "condition_on_prev_tokens": True}
+    assert long_extra == {"return_timestamps": True, "return_segments": True, "temperature": (0.0, 0.5),
+                          "compression_ratio_threshold": 2.0, "logprob_threshold": -2.0, "no_speech_threshold": 0.5,
+                          "condition_on_prev_tokens": True}
 
 
 def test_digital_silence_is_dropped_before_long_form_decoding():
@@ -290,17 +292,17 @@ def test_a_long_clip_of_digital_silence_is_transcribed_as_nothing(tiny_model_dir
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_after_the_current_batch_and_keeps_what_was_done(signum, tiny_model_dir, tmp_path,
                                                                         monkeypatch):
-    generate = Transcriber._generate
+    transcribe = TransformersBackend.transcribe_batch
     calls = []
 
-    def generate_then_signal(self, features, **extra):
-        texts = generate(self, features, **extra)
+    def transcribe_then_signal(self, features, generate_kwargs):
+        texts = transcribe(self, features, generate_kwargs)
         calls.append(len(texts))
         if len(calls) == 2:  # the first batch after the warm-up
             os.kill(os.getpid(), signum)
         return texts
 
-    monkeypatch.setattr(Transcriber, "_generate", generate_then_signal)
+    monkeypatch.setattr(TransformersBackend, "transcribe_batch", transcribe_then_signal)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     out = tmp_path / "out"
     (out).mkdir()

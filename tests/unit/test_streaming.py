@@ -13,13 +13,13 @@ import sys
 import numpy as np
 import pytest
 
+from whisper_finetuning.backends.words import WindowTranscript, Word
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.inference.agreement import LocalAgreement
 from whisper_finetuning.inference.guards import Guards
 from whisper_finetuning.inference.replay import VirtualClock, replay
 from whisper_finetuning.inference.streaming import StreamingTranscriber, StreamSettings
 from whisper_finetuning.inference.vad import WINDOW
-from whisper_finetuning.inference.words import WindowTranscript, Word
 
 SR = SAMPLING_RATE
 
@@ -235,7 +235,7 @@ def test_settings_refuse_a_buffer_longer_than_the_model_window():
 
 
 def test_a_shortened_encoder_input_covers_the_buffer_and_two_seconds_of_padding():
-    from whisper_finetuning.inference.ctranslate2_backend import encoder_frames
+    from whisper_finetuning.backends.ctranslate2_backend import encoder_frames
 
     seconds = 16000
     assert encoder_frames(int(7.5 * seconds), 30.0) == 3000  # the default: the model's whole window
@@ -248,10 +248,11 @@ def test_a_shortened_encoder_input_covers_the_buffer_and_two_seconds_of_padding(
 def test_a_shortened_encoder_input_is_refused_for_a_transformers_model():
     from types import SimpleNamespace
 
+    from whisper_finetuning.backends.transformers_backend import TransformersBackend
     from whisper_finetuning.inference.streaming import ModelWindows
 
     with pytest.raises(ValueError, match="needs a CTranslate2 export"):
-        ModelWindows(SimpleNamespace(backend="transformers"), "en", encoder_seconds=10.0)
+        ModelWindows(TransformersBackend(SimpleNamespace(name_or_path="m"), None), "en", encoder_seconds=10.0)
 
 
 def test_voice_activity_leaves_the_process_thread_count_alone():

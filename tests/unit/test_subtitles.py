@@ -7,9 +7,9 @@ import pytest
 import srt
 import webvtt
 
+from whisper_finetuning.backends.words import Word
 from whisper_finetuning.inference.subtitles import (Cue, cues_from_words, ordered, start_on_speech, to_srt, to_vtt,
                                                 write_subtitles)
-from whisper_finetuning.inference.words import Word
 
 
 def words(*items):

@@ -6,8 +6,9 @@ import logging
 import transformers
 
 from ..args import add_model_arguments
-from ..inference.model import ModelFormatError, load_for_inference
-from ..inference.streaming import StreamSettings, check_encoder_seconds
+from ..backends.base import ModelFormatError
+from ..backends.load import load_backend
+from ..inference.streaming import StreamSettings
 from .captions import CSS
 from .handlers import Handlers
 from .ui import build_demo
@@ -40,12 +41,12 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     transformers.logging.set_verbosity_error()  # per-call generation notices would flood the log
     try:
-        loaded = load_for_inference(args.model_name_or_path, dtype=args.dtype)
+        loaded = load_backend(args.model_name_or_path, dtype=args.dtype)
     except ModelFormatError as error:
         raise SystemExit(f"error: {error}")
     try:
         settings = StreamSettings(min_step=args.min_step, encoder_seconds=args.encoder_seconds)
-        check_encoder_seconds(loaded, settings.encoder_seconds)
+        loaded.check_encoder_seconds(settings.encoder_seconds)
     except ValueError as error:
         raise SystemExit(f"error: {error}")
     handlers = Handlers(loaded, settings, args.max_audio_minutes * 60)

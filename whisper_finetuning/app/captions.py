@@ -3,10 +3,10 @@ and the lag line."""
 
 import html
 
+from ..backends.words import Word
 from ..inference.audio_input import format_duration
 from ..inference.streaming import Update
 from ..inference.subtitles import Cue
-from ..inference.words import Word
 
 CSS = """
 .captions { font-size: 1.15em; line-height: 1.6; min-height: 4em; }

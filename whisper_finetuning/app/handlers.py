@@ -30,7 +30,7 @@ def status(message: str, warning: bool = False) -> str:
 
 @dataclass
 class Handlers:
-    loaded: object  # InferenceModel
+    loaded: object  # a backends.base.Backend
     stream_settings: StreamSettings
     max_audio_seconds: float
     stall_seconds: float = 20.0

@@ -33,7 +33,7 @@ def file_outputs():
 def build_demo(handlers: Handlers, default_language: str | None = None, max_streams: int = 2) -> gr.Blocks:
     loaded = handlers.loaded
     with gr.Blocks(title="Whisper transcription", analytics_enabled=False) as demo:
-        gr.Markdown(f"## Whisper transcription · `{loaded.name}`\nFiles up to "
+        gr.Markdown(f"## Whisper transcription · `{loaded.name_or_path}`\nFiles up to "
                     f"{format_duration(handlers.max_audio_seconds)}; live captions commit a word once two "
                     f"transcriptions agree on it (grey italics: not final yet).")
         with gr.Tabs():

@@ -1,4 +1,4 @@
-"""Stage 2 of 8, between data and features: on-the-fly waveform augmentation of training audio (noise, speed,
+"""Stage 2 of 9, between data and features: on-the-fly waveform augmentation of training audio (noise, speed,
 pitch, gain, rooms, telephone), configured in a YAML/JSON file (config.py), built on audiomentations and
 pyroomacoustics (transforms.py), seeded per sample (augmenter.py; seeding.py holds the global random state steady
 under a lock), and pictured before/after (pictures.py, a command). The

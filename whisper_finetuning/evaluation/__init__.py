@@ -1,2 +1,2 @@
-"""Stage 5 of 8: evaluation, used by run_eval.py: the leaderboard test sets, batched transcription (with fast CPU
-attention, enabled explicitly), scoring and reports."""
+"""Stage 6 of 9: evaluation, used by run_eval.py: the leaderboard test sets, batched transcription of rows with a
+backend (backends/), scoring and reports."""

@@ -3,16 +3,8 @@
 import math
 from dataclasses import dataclass, field
 
+from ..backends.guards import LONG_FORM_GUARDS
 from ..cards import COMMON_VOICE_HUB, FLEURS_HUB
-
-# Whisper's guards for long-form audio with OpenAI's transcribe() defaults, as generate() arguments of transformers
-# (models/whisper/generation_whisper.py). The compression ratio is taken over tokens there, over text in OpenAI's
-# code (2.4); 1.35 is the value transformers' documentation gives for it. One default differs from OpenAI's:
-# conditioning on the previous window is off. With it, one "you" made up in a silent window became the prompt of the
-# next and whisper-tiny.en wrote "you" twenty times and lost the sentence of benchmarks/eval_long_form.py (without
-# it: the sentence, between five "you"); on 90 s of clean speech it gained 2 points of WER (10.64 vs 12.77 %).
-LONG_FORM_GUARDS = {"temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "compression_ratio_threshold": 1.35,
-                    "logprob_threshold": -1.0, "no_speech_threshold": 0.6, "condition_on_prev_tokens": False}
 
 
 @dataclass
@@ -32,7 +24,8 @@ class EvalArguments:
     dtype: str = field(default="auto", metadata={
         "help": "auto (float16 on GPU, bfloat16 on CPUs with native bfloat16, else float32), float32, float16 or "
                 "bfloat16"})
-    backend: str = field(default="transformers", metadata={"choices": ["transformers", "ctranslate2"], "help":
+    backend: str = field(default="auto", metadata={"choices": ["auto", "transformers", "ctranslate2"], "help":
+        "auto: by what --model_name_or_path is (a CTranslate2 export: ctranslate2, anything else: transformers); "
         "transformers: the checkpoint run by PyTorch; ctranslate2: a folder written by `python -m "
         "whisper_finetuning.export --to ctranslate2`, run by CTranslate2 (faster-whisper's engine) batched across "
         "clips, in the type it was exported in (--dtype does not apply): evaluates exactly what is deployed"})

@@ -1,10 +1,11 @@
-"""Batched transcription of dataset rows.
+"""Batched transcription of dataset rows with a backend (backends/: transformers or a CTranslate2 export).
 
 The audio of a block of rows is decoded in threads; clips up to 30 s are sorted by length and transcribed in
-batches (similar lengths finish decoding together), longer clips go through Whisper's sequential long-form
-decoding instead of being cut, with its guards (temperature fallback, no-speech skip: `long_form_kwargs`) and a
-progress bar. Rows that cannot be transcribed (a malformed row, unreadable audio, a clip over `max_duration`) are
-passed on as skipped, with the reason. Setting `stop` ends the work after the current batch (or 30 s window).
+batches (similar lengths finish decoding together, with the same log-mel features for every backend), longer clips
+go through the backend's sequential long-form decoding instead of being cut, with its guards (temperature fallback,
+no-speech skip: `long_form_kwargs`) and a progress bar. Rows that cannot be transcribed (a malformed row, unreadable
+audio, a clip over `max_duration`) are passed on as skipped, with the reason. Setting `stop` ends the work after the
+current batch (or 30 s window).
 """
 
 import logging
@@ -18,18 +19,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..backends.base import Backend
+from ..backends.guards import LONG_FORM_GUARDS
 from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
 from ..features.log_mel import LogMelExtractor
-from .arguments import LONG_FORM_GUARDS
 
 logger = logging.getLogger(__name__)
 
 LONG_FORM_SECONDS = 30.0
-FRAMES_PER_SECOND = 100  # log-mel frames (hop of 160 samples at 16 kHz)
 # Digital silence: 10 ms frames whose peak stays under -80 dBFS (3 steps of 16-bit audio) for at least a second.
 # Whisper writes "you" over it with confidence (average log-probability -0.6 to -0.8 with tiny.en and base), so the
 # no-speech guard, which also needs a log-probability under -1, keeps the word; and decoding it takes as long as
-# speech. It holds no speech, so long-form decoding drops it (keeping 0.2 s next to any sound).
+# speech. It holds no speech, so long-form decoding drops it (keeping 0.2 s next to any sound), with the backends
+# whose guards keep the word (Backend.drops_digital_silence: transformers).
 SILENCE_PEAK = 1e-4
 SILENCE_FRAME = SAMPLING_RATE // 100
 MIN_SILENCE_FRAMES = 100
@@ -70,7 +72,7 @@ def drop_digital_silence(samples: np.ndarray) -> np.ndarray:
 
 
 class Stopped(Exception):
-    """Raised inside a long-form generate() to abandon the clip when `stop` is set."""
+    """Raised inside a long-form decoding to abandon the clip when `stop` is set."""
 
 
 @dataclass
@@ -91,33 +93,29 @@ class Throughput:
 
 @dataclass
 class Transcriber:
-    """Batched transcription of dataset rows (call `cpu_attention.enable_fast_cpu_attention(model)` first for speed
-    on CPU). torch.compile is not offered: with that attention it took 161 s to compile whisper-base and its batches
-    ran slower; with plain SDPA it gained 8-12 % on the bfloat16 encoder."""
+    """Batched transcription of dataset rows with `backend` (backends.load_backend, or TransformersBackend(model,
+    processor) after `cpu_attention.enable_fast_cpu_attention(model)` for speed on CPU). `generate_kwargs` in
+    transformers' names, as run_eval.py builds them: language (a code; absent or None: detected per clip), task,
+    num_beams, max_length (prompt included), return_timestamps. torch.compile is not offered: with the fast CPU
+    attention it took 161 s to compile whisper-base and its batches ran slower; with plain SDPA it gained 8-12 % on
+    the bfloat16 encoder."""
 
-    model: object
-    processor: object
+    backend: Backend
     generate_kwargs: dict
     batch_size: int = 16
     num_threads: int = 2
     throughput: Throughput = field(default_factory=Throughput)
-    long_form_kwargs: dict = field(default_factory=lambda: dict(LONG_FORM_GUARDS))  # generate() for clips over 30 s
+    long_form_kwargs: dict = field(default_factory=lambda: dict(LONG_FORM_GUARDS))  # guards for clips over 30 s
     max_duration: float | None = None  # seconds; longer clips are skipped
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self):
-        self.log_mel = LogMelExtractor(self.processor.feature_extractor)
+        self.backend.check_generate_kwargs(self.generate_kwargs)
+        self.log_mel = LogMelExtractor(self.backend.processor.feature_extractor)
         self.pool = ThreadPoolExecutor(self.num_threads)
         # Warm-up (first-call allocations, kernel selection), kept out of the measured throughput.
-        self._generate(torch.from_numpy(self.log_mel(np.zeros(SAMPLING_RATE, np.float32)))[None])
-
-    def _generate(self, features: torch.Tensor, **extra) -> list[str]:
-        features = features.to(self.model.device, self.model.dtype)
-        with torch.inference_mode():
-            tokens = self.model.generate(features, **{**self.generate_kwargs, **extra})
-        if isinstance(tokens, dict):
-            tokens = tokens["sequences"]
-        return [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
+        self.backend.transcribe_batch(torch.from_numpy(self.log_mel(np.zeros(SAMPLING_RATE, np.float32)))[None],
+                                      self.generate_kwargs)
 
     def _decode(self, row) -> np.ndarray | Skip:
         if row.get("error"):  # the source could not read the row itself (e.g. a TSV line with too many columns)
@@ -157,7 +155,7 @@ class Transcriber:
                 return
             batch = short[start:start + self.batch_size]
             features = torch.from_numpy(np.stack(list(self.pool.map(self.log_mel, [s for _, s in batch]))))
-            texts = self._generate(features)
+            texts = self.backend.transcribe_batch(features, self.generate_kwargs)
             yield [Transcript(row, text, len(samples) / SAMPLING_RATE, None)
                    for (row, samples), text in zip(batch, texts)]
         for row, samples in long:
@@ -170,26 +168,20 @@ class Transcriber:
             yield [Transcript(row, text, len(samples) / SAMPLING_RATE, None)]
 
     def _long_form(self, row: dict, samples: np.ndarray) -> str:
-        sound = drop_digital_silence(samples)
-        if len(sound) < len(samples):
-            logger.info("%s: %.1f of %.1f s are digital silence, left out of long-form decoding", row.get("id"),
-                        (len(samples) - len(sound)) / SAMPLING_RATE, len(samples) / SAMPLING_RATE)
-        if len(sound) == 0:
-            return ""
-        inputs = self.processor.feature_extractor(sound, sampling_rate=SAMPLING_RATE, truncation=False,
-                                                  padding="longest", return_attention_mask=True, return_tensors="pt")
+        sound = samples
+        if self.backend.drops_digital_silence:
+            sound = drop_digital_silence(samples)
+            if len(sound) < len(samples):
+                logger.info("%s: %.1f of %.1f s are digital silence, left out of long-form decoding", row.get("id"),
+                            (len(samples) - len(sound)) / SAMPLING_RATE, len(samples) / SAMPLING_RATE)
+            if len(sound) == 0:
+                return ""
         seconds = len(sound) / SAMPLING_RATE
         with tqdm(total=round(seconds, 1), desc=f"long-form {row.get('id') or ''}".strip(), unit=" audio s",
                   leave=False) as progress:
-            def monitor(position: torch.Tensor) -> None:  # called before each 30 s window: [[frame, total frames]]
+            def advance(done: float) -> None:  # called as the decoding advances: the audio seconds done
                 if self.stop.is_set():
                     raise Stopped
-                progress.update(round(min(float(position[0, 0]) / FRAMES_PER_SECOND, seconds), 1) - progress.n)
+                progress.update(round(min(done, seconds), 1) - progress.n)
 
-            # The temperature fallback samples: a fixed seed gives the same text for the same clip in every run,
-            # whatever came before it (fork_rng keeps the caller's random state as it was).
-            devices = [self.model.device] if self.model.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(0)
-                return self._generate(inputs.input_features, attention_mask=inputs.attention_mask.to(self.model.device),
-                                      return_timestamps=True, monitor_progress=monitor, **self.long_form_kwargs)[0]
+            return self.backend.transcribe_long(sound, self.generate_kwargs, self.long_form_kwargs, advance).text

@@ -22,15 +22,16 @@ import torch
 from normalizers import get_language, get_normalizer
 
 from ..args import add_model_arguments
+from ..backends.cpu_attention import enable_fast_cpu_attention
+from ..backends.load import load_backend
+from ..backends.transformers_backend import TransformersBackend
 from ..cards import public_name
 from ..data.mixing import load_mixture, parse_dataset_specs
 from ..data.sources import dataset_label
-from ..evaluation.cpu_attention import enable_fast_cpu_attention
 from ..evaluation.scoring import ScoringError
 from ..evaluation.transcriber import Transcriber
 from ..loading import language_kwargs
 from .checkpoint import ExportError, load_for_export
-from .ct2_transcriber import CT2Transcriber, load_ctranslate2
 from .ctranslate2 import QUANTIZATIONS as CT2_QUANTIZATIONS
 from .ctranslate2 import convert_to_ctranslate2
 from .ggml import QUANTIZATIONS as GGML_QUANTIZATIONS
@@ -109,11 +110,11 @@ def run_check(args, model, processor) -> dict:
                        **language_kwargs(model, language, args.task)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     enable_fast_cpu_attention(model.to(device))
-    trained = Transcriber(model, processor, generate_kwargs, batch_size=args.batch_size)
+    trained = Transcriber(TransformersBackend(model, processor), generate_kwargs, batch_size=args.batch_size)
     if args.to == "ctranslate2":
-        export_model, export_processor = load_ctranslate2(str(args.output_dir), device=device)
-        exported = CT2Transcriber(export_model, export_processor, generate_kwargs, batch_size=args.batch_size)
-        compute_type = export_model.model.compute_type
+        export = load_backend(str(args.output_dir), device=device)
+        exported = Transcriber(export, generate_kwargs, batch_size=args.batch_size)
+        compute_type = export.compute_type
     else:
         exported = WhisperCppTranscriber(load_whisper_cpp(str(args.output_dir)), generate_kwargs=generate_kwargs)
         compute_type = args.quantization

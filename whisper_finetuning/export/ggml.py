@@ -176,12 +176,12 @@ def load_whisper_cpp(export_dir: str, threads: int = 0):
 @dataclass
 class WhisperCppTranscriber(Transcriber):
     """Rows transcribed one clip at a time by whisper.cpp from the audio (whisper.cpp computes its own log-mel, as
-    it will when deployed). `model`: from `load_whisper_cpp`; `processor` is not used; `generate_kwargs`:
-    language (absent or None: detected) and task. Decoding is greedy with OpenAI's suppressed non-speech tokens and
-    no temperature fallback, as the kit's batched short-form decoding; clips over 30 s go through whisper.cpp's
-    own long-form windows with its defaults."""
+    it will when deployed). `backend`: whisper.cpp's model from `load_whisper_cpp` (not a backends.Backend: it takes
+    audio, not log-mel batches; this class replaces the batching); `generate_kwargs`: language (absent or None:
+    detected) and task. Decoding is greedy with OpenAI's suppressed non-speech tokens and no temperature fallback,
+    as the kit's batched short-form decoding; clips over 30 s go through whisper.cpp's own long-form windows with
+    its defaults."""
 
-    processor: object = None
     generate_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -199,7 +199,7 @@ class WhisperCppTranscriber(Transcriber):
         short = len(samples) / SAMPLING_RATE <= LONG_FORM_SECONDS
         options = {**self.options, "no_timestamps": short, "single_segment": short,
                    "temperature_inc": 0.0 if short else 0.2}
-        segments = self.model.transcribe(np.ascontiguousarray(samples, dtype=np.float32), **options)
+        segments = self.backend.transcribe(np.ascontiguousarray(samples, dtype=np.float32), **options)
         return " ".join(segment.text for segment in segments).strip()
 
     def _batches(self, rows: list[dict]):

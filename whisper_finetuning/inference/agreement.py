@@ -12,7 +12,7 @@ transcription's spelling is the one committed.
 
 from collections import deque
 
-from .words import Word
+from ..backends.words import Word
 
 TIME_TOLERANCE = 0.1  # seconds: a word starting this much before the last committed end is not new
 OVERLAP_WINDOW = 1.0  # only a hypothesis that starts this close to the last committed end can repeat its tail

@@ -22,13 +22,12 @@ from typing import Callable
 
 import numpy as np
 
+from ..backends.words import SENTENCE_END, WindowTranscript, Word
+from ..backends.words import WINDOW_SECONDS as MODEL_WINDOW_SECONDS
 from ..data.audio import SAMPLING_RATE
 from .agreement import LocalAgreement
-from .ctranslate2_backend import CT2WordTranscriber
 from .guards import Guards
 from .vad import WINDOW_SECONDS, VoiceActivity
-from .words import SENTENCE_END, WindowTranscript, Word, WordTranscriber
-from .words import WINDOW_SECONDS as MODEL_WINDOW_SECONDS
 
 LEAD_IN_SECONDS = 0.5  # audio kept before speech when a silent buffer is emptied
 
@@ -259,13 +258,6 @@ class StreamingTranscriber:
         self.buffer_start += samples / SAMPLING_RATE
 
 
-def check_encoder_seconds(loaded, encoder_seconds: float) -> None:
-    if encoder_seconds < MODEL_WINDOW_SECONDS and loaded.backend != "ctranslate2":
-        raise ValueError(f"a shorter encoder input (encoder_seconds {encoder_seconds:g}) needs a CTranslate2 export "
-                         f"(python -m whisper_finetuning.export --to ctranslate2); transformers' Whisper encoder "
-                         f"takes the 30 s window only")
-
-
 class ModelWindows:
     """`transcribe(audio, prompt)` for the streaming transcriber with a loaded model (under its lock). Without a
     language, the first window with speech detects it and later windows keep it (a live caption should not switch
@@ -274,12 +266,8 @@ class ModelWindows:
 
     def __init__(self, loaded, language: str | None, task: str = "transcribe",
                  encoder_seconds: float = MODEL_WINDOW_SECONDS):
-        check_encoder_seconds(loaded, encoder_seconds)
         self.loaded = loaded
-        if loaded.backend == "ctranslate2":
-            self.words = CT2WordTranscriber(loaded, encoder_seconds)
-        else:
-            self.words = WordTranscriber(loaded)
+        self.words = loaded.window_transcriber(encoder_seconds)
         self.generate_kwargs = loaded.generate_kwargs(language, task)
 
     @property

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backends.words import SENTENCE_END, Word
 from ..files import write_text_atomic
 from .vad import WINDOW_SECONDS as VAD_WINDOW_SECONDS
-from .words import SENTENCE_END, Word
 
 MAX_CUE_CHARS = 84  # two lines of 42, the usual broadcast limit
 MAX_CUE_SECONDS = 6.0

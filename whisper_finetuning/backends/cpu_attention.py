@@ -10,7 +10,8 @@
 
 Everything else (training, masks, causal prompts, GPUs) goes to SDPA unchanged. `enable_fast_cpu_attention(model)`
 registers this implementation with transformers (once) and switches a model that uses "sdpa" on CPU to it;
-run_eval.py and the quickstart call it. Importing this module changes nothing.
+`TransformersBackend.load` (run_eval.py, the app, live captions), the export's parity check and the quickstart call
+it. Importing this module changes nothing.
 """
 
 import torch
