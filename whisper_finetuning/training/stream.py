@@ -70,8 +70,9 @@ class PreviousText:
         self.dataset, self.text = None, ""
 
     def __call__(self, row: dict) -> dict:
-        previous = self.text if row["dataset"] == self.dataset else ""
-        self.dataset, self.text = row["dataset"], row["text"] or ""
+        # Rows of the feature cache carry no text (their labels are made): "" throughout.
+        previous = self.text if row.get("dataset") == self.dataset else ""
+        self.dataset, self.text = row.get("dataset"), row.get("text") or ""
         return {"previous_text": previous}
 
 
