@@ -203,3 +203,16 @@ def test_long_audio_is_transcribed_past_the_30_second_window(tiny_en):
     assert segments[-1].end > 40
     assert [s.start for s in segments] == sorted(s.start for s in segments)
     assert np.all(np.array([s.end for s in segments]) >= np.array([s.start for s in segments]))
+
+
+def test_long_audio_segments_start_on_the_voice_after_long_silences(tiny_en):
+    """Sentences after pauses of 6 s: each starts within 0.3 s of a segment's start, and no start is earlier than the
+    model's own start was: a start before the voice moves onto it, the text stays as decoded."""
+    audio, timeline = spoken_recording(SENTENCES[:4], pause=6.0, lead=5.0)
+    kwargs = tiny_en.generate_kwargs("en")
+    raw = transcribe_long(tiny_en, audio, kwargs, start_on_voice=False)
+    moved = transcribe_long(tiny_en, audio, kwargs)
+    assert [s.text for s in moved] == [s.text for s in raw] and all(m.start >= r.start for m, r in zip(moved, raw))
+    starts = [t["start"] for t in timeline]
+    errors = [min(abs(s.start - start) for s in moved) for start in starts]
+    assert max(errors) < 0.3, (errors, [(s.start, s.text) for s in raw])

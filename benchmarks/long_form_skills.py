@@ -1,0 +1,112 @@
+"""Long-form skills of Whisper models, side by side: what fine-tuning must not lose for subtitles, the app's File tab
+and live captions (evaluation/long_form.py says how each number is measured).
+
+    python benchmarks/long_form_skills.py --model_name_or_path openai/whisper-base demo_output/models/plain \
+        --dataset_name demo_output/data/fleurs --dataset_config_name sv_se --language sv [--output long_form.json]
+
+Each model transcribes
+- the test clips one by one (run_eval.py's way: clip-by-clip WER);
+- recordings joined from the same clips in order (`--clips_per_recording`, pauses of 0.3-1.5 s and one of 8 s in the
+  middle), through the app's File-tab path (long-form decoding with timestamps), scored on long-form WER, cue-start
+  error (median, p90; raw, and after `start_on_speech` moves cue starts onto the voice) and cues outside the audio;
+- 60 s of digital silence and 60 s of pink noise: the words it writes there are made up.
+Prints one table (and writes the numbers as JSON with --output).
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from normalizers import get_language, get_normalizer
+from whisper_finetuning.args import DTYPE_HELP
+from whisper_finetuning.backends.load import load_backend
+from whisper_finetuning.data.audio import decode_row_audio
+from whisper_finetuning.data.sources import load_source
+from whisper_finetuning.evaluation.long_form import Cue, quiet_recordings, recordings_from_clips, score_recordings
+from whisper_finetuning.evaluation.transcriber import Transcriber
+from whisper_finetuning.files import write_json_atomic
+from whisper_finetuning.inference.long_audio import transcribe_long
+from whisper_finetuning.inference.subtitles import Cue as SubtitleCue
+from whisper_finetuning.inference.subtitles import start_on_speech
+from whisper_finetuning.inference.vad import VoiceActivity
+from whisper_finetuning.metrics import error_rate
+
+COLUMNS = ["model", "clip WER", "long-form WER", "cue start median s", "cue start p90 s", "snapped median s",
+           "snapped p90 s", "missed", "cues outside", "words on silence", "words on noise", "seconds"]
+
+
+def test_rows(name: str, config: str | None, split: str, limit: int | None) -> list[dict]:
+    return list(load_source(name, config, split))[:limit]
+
+
+def cues_of(backend, audio: np.ndarray, generate_kwargs: dict, start_on_voice: bool = False) -> list[Cue]:
+    """The File tab's cues of a recording; by default with the starts the model gave (`start_on_voice` False)."""
+    return [Cue(s.start, s.end, s.text) for s in transcribe_long(backend, audio, generate_kwargs, start_on_voice)]
+
+
+def snapped(cues: list[Cue], audio: np.ndarray) -> list[Cue]:
+    """The same cues with their starts moved onto the voice, as the app shows them."""
+    moved = start_on_speech([SubtitleCue(c.start, c.end, c.text) for c in cues], VoiceActivity()(audio))
+    return [Cue(c.start, c.end, c.text) for c in moved]
+
+
+def measure(model: str, rows: list[dict], recordings, quiet, language: str, normalize, dtype: str) -> dict:
+    began = time.perf_counter()
+    backend = load_backend(model, dtype=dtype)
+    generate_kwargs = backend.generate_kwargs(language)
+    transcriber = Transcriber(backend, {**generate_kwargs, "num_beams": 1})  # as run_eval.py transcribes clips
+    texts = {t.row["id"]: t.text or "" for t in transcriber(rows)}
+    clip_wer = error_rate([row["text"] for row in rows], [texts[row["id"]] for row in rows], "wer", normalize).percent
+    raw = [cues_of(backend, r.audio, generate_kwargs) for r in recordings]
+    on_quiet = {r.name: cues_of(backend, r.audio, generate_kwargs) for r in quiet}
+    scores = score_recordings(recordings, raw, normalize, on_quiet).summary()
+    moved = score_recordings(recordings, [snapped(c, r.audio) for c, r in zip(raw, recordings)], normalize).summary()
+    return {"model": model, "clip_wer": round(clip_wer, 2), **scores,
+            "snapped_cue_start_error_median_s": moved["cue_start_error_median_s"],
+            "snapped_cue_start_error_p90_s": moved["cue_start_error_p90_s"],
+            "seconds": round(time.perf_counter() - began, 1),
+            "cues": [[{"start": c.start, "end": c.end, "text": c.text} for c in found] for found in raw]}
+
+
+def table(results: list[dict]) -> str:
+    keys = ["model", "clip_wer", "long_form_wer", "cue_start_error_median_s", "cue_start_error_p90_s",
+            "snapped_cue_start_error_median_s", "snapped_cue_start_error_p90_s", "utterances_missed",
+            "cues_outside_audio", "words_on_silence", "words_on_noise", "seconds"]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join("-" if r[k] is None else str(r[k]) for k in keys) + " |" for r in results]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", "--model", nargs="+", required=True,
+                        help="the models to compare (Hub ids, training outputs, checkpoints, exports)")
+    parser.add_argument("--language", required=True, help="language of the test clips (code, name or token)")
+    parser.add_argument("--dtype", default="auto", help=DTYPE_HELP)
+    parser.add_argument("--dataset_name", required=True, help="the test clips: a FLEURS or Common Voice folder, ...")
+    parser.add_argument("--dataset_config_name", default=None, help="its config (sv_se, sv-SE)")
+    parser.add_argument("--split", default="test", help="its split")
+    parser.add_argument("--max_clips", type=int, default=None, help="the first N clips only")
+    parser.add_argument("--clips_per_recording", type=int, default=12, help="clips joined into one recording")
+    parser.add_argument("--quiet_seconds", type=float, default=60.0, help="length of the silence and noise clips")
+    parser.add_argument("--output", default=None, help="write the numbers (and every cue) here as JSON")
+    args = parser.parse_args(argv)
+    language = get_language(args.language).code
+    normalize = get_normalizer(language)
+    rows = test_rows(args.dataset_name, args.dataset_config_name, args.split, args.max_clips)
+    clips = [(decode_row_audio(row["audio"]), row["text"]) for row in rows]
+    recordings = recordings_from_clips(clips, args.clips_per_recording)
+    quiet = quiet_recordings(args.quiet_seconds)
+    print(f"{len(clips)} clips; {len(recordings)} joined recordings of "
+          f"{', '.join(f'{r.duration:.0f}' for r in recordings)} s; silence and noise of {args.quiet_seconds:.0f} s")
+    results = [measure(model, rows, recordings, quiet, language, normalize, args.dtype)
+               for model in args.model_name_or_path]
+    print(table(results))
+    if args.output:
+        write_json_atomic(args.output, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
