@@ -42,7 +42,7 @@ def test_rows(name: str, config: str | None, split: str, limit: int | None) -> l
 
 def cues_of(backend, audio: np.ndarray, generate_kwargs: dict, start_on_voice: bool = False) -> list[Cue]:
     """The File tab's cues of a recording; by default with the starts the model gave (`start_on_voice` False)."""
-    return [Cue(s.start, s.end, s.text) for s in transcribe_long(backend, audio, generate_kwargs, start_on_voice)]
+    return transcribe_long(backend, audio, generate_kwargs, start_on_voice)
 
 
 def snapped(cues: list[Cue], audio: np.ndarray) -> list[Cue]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backends.base import Segment as Cue  # a timed piece of a transcript: a subtitle cue
 from ..data.audio import SAMPLING_RATE
 from ..features.targets import no_speech_audio, speech_bounds
 from ..metrics import error_rate
@@ -39,13 +40,6 @@ class LongRecording:
     @property
     def duration(self) -> float:
         return len(self.audio) / SAMPLING_RATE
-
-
-@dataclass(frozen=True)
-class Cue:
-    start: float
-    end: float
-    text: str
 
 
 def join_clips(name: str, clips: list[tuple[np.ndarray, str]], pauses: list[float]) -> LongRecording:
