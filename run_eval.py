@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from normalizers import get_normalizer
@@ -28,6 +29,7 @@ from whisper_finetuning.data.mixing import count_samples, load_mixture, parse_da
 from whisper_finetuning.evaluation.arguments import EvalArguments
 from whisper_finetuning.evaluation.interrupt import StopOnSignal
 from whisper_finetuning.evaluation.leaderboard import default_targets
+from whisper_finetuning.evaluation.long_form import evaluate_long_form, test_clips
 from whisper_finetuning.evaluation.reports import check_output_dir, dataset_label, merge_into_card, write_reports
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores, evaluate_rows
 from whisper_finetuning.evaluation.transcriber import Throughput, Transcriber
@@ -71,6 +73,9 @@ def main(argv=None) -> list[dict]:
         generate_kwargs["max_length"] = args.generation_max_length
     generate_kwargs.update(language_kwargs(backend.model, None if args.detect_language else data_args.language,
                                            data_args.task))
+    if args.prompt.strip():
+        generate_kwargs["prompt_ids"] = backend.prompt_ids(args.prompt)
+    long_form_kwargs = {key: generate_kwargs[key] for key in ("language", "task", "prompt_ids") if key in generate_kwargs}
     transcriber = Transcriber(backend, generate_kwargs, batch_size=args.batch_size,
                               long_form_kwargs=args.long_form_kwargs(), max_duration=args.max_duration_in_seconds)
 
@@ -87,7 +92,8 @@ def main(argv=None) -> list[dict]:
             results.append({"dataset_name": target.pretty_name, "dataset_type": target.dataset_type,
                             "source": spec.name, "config": spec.config, "split": spec.split,
                             "language": data_args.language, "rtfx": transcriber.throughput.rtfx,
-                            "backend": backend.name, "dtype": backend.compute_type, **scores})
+                            "backend": backend.name, "dtype": backend.compute_type, **scores,
+                            **({"prompt": args.prompt.strip()} if args.prompt.strip() else {})})
             predictions[label] = rows_out
             if stop.received:
                 problem = (f"stopped by {stop.received.name} during {label}, after "
@@ -99,6 +105,12 @@ def main(argv=None) -> list[dict]:
             except ScoringError as error:
                 problem = str(error)
                 break
+            if args.long_form:  # recordings joined from the first clips, decoded as the app's File tab does
+                clips = test_clips(load_mixture([spec], streaming=data_args.streaming, token=model_args.token),
+                                   args.long_form_max_clips)
+                with tqdm(total=-(-len(clips) // args.clips_per_recording) + 2, desc=f"{label} long-form") as bar:
+                    results[-1]["long_form"] = evaluate_long_form(backend, clips, long_form_kwargs, normalization,
+                                                                  args.clips_per_recording, progress=bar.update)
 
     # 4. Reports (a failed or stopped run is marked incomplete and gets no model-index)
     write_reports(output_dir, model_args.model_name_or_path, model_args.model_revision, results, predictions,

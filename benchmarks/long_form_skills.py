@@ -2,14 +2,18 @@
 and live captions (evaluation/long_form.py says how each number is measured).
 
     python benchmarks/long_form_skills.py --model_name_or_path openai/whisper-base demo_output/models/plain \
-        --dataset_name demo_output/data/fleurs --dataset_config_name sv_se --language sv [--output long_form.json]
+        --dataset_name demo_output/data/fleurs --dataset_config_name sv_se --language sv [--output long_form.json] \
+        [--retention_dataset_name demo_output/data/fleurs --retention_dataset_config_name en_us \
+         --retention_language en]
 
 Each model transcribes
 - the test clips one by one (run_eval.py's way: clip-by-clip WER);
 - recordings joined from the same clips in order (`--clips_per_recording`, pauses of 0.3-1.5 s and one of 8 s in the
   middle), through the app's File-tab path (long-form decoding with timestamps), scored on long-form WER, cue-start
   error (median, p90; raw, and after `start_on_speech` moves cue starts onto the voice) and cues outside the audio;
-- 60 s of digital silence and 60 s of pink noise: the words it writes there are made up.
+- 60 s of digital silence and 60 s of pink noise: the words it writes there are made up;
+- language identification: the share of the test clips in which it detects --language, and with --retention_*, the
+  share of the retention clips (English, say: what the base model knew) in which it detects theirs, and their WER.
 Prints one table (and writes the numbers as JSON with --output).
 """
 
@@ -17,14 +21,17 @@ import argparse
 import time
 
 import numpy as np
+import torch
 
 from normalizers import get_language, get_normalizer
 from whisper_finetuning.args import DTYPE_HELP
 from whisper_finetuning.backends.load import load_backend
 from whisper_finetuning.data.audio import decode_row_audio
+from whisper_finetuning.data.mixing import parse_dataset_specs
 from whisper_finetuning.data.sources import load_source
 from whisper_finetuning.evaluation.long_form import Cue, quiet_recordings, recordings_from_clips, score_recordings
 from whisper_finetuning.evaluation.transcriber import Transcriber
+from whisper_finetuning.features.log_mel import LogMelExtractor
 from whisper_finetuning.files import write_json_atomic
 from whisper_finetuning.inference.long_audio import transcribe_long
 from whisper_finetuning.inference.subtitles import Cue as SubtitleCue
@@ -33,11 +40,16 @@ from whisper_finetuning.inference.vad import VoiceActivity
 from whisper_finetuning.metrics import error_rate
 
 COLUMNS = ["model", "clip WER", "long-form WER", "cue start median s", "cue start p90 s", "snapped median s",
-           "snapped p90 s", "missed", "cues outside", "words on silence", "words on noise", "seconds"]
+           "snapped p90 s", "missed", "cues outside", "words on silence", "words on noise", "language ID %",
+           "retention WER", "retention language ID %", "seconds"]
 
 
 def test_rows(name: str, config: str | None, split: str, limit: int | None) -> list[dict]:
-    return list(load_source(name, config, split))[:limit]
+    """The clips of one dataset or of several ('+'-separated, one after the other), with readable audio and text."""
+    rows = [row for spec in parse_dataset_specs(name, config, split, None)
+            for row in load_source(spec.name, spec.config, spec.split)
+            if not row["error"] and (row["text"] or "").strip()]
+    return rows[:limit]
 
 
 def cues_of(backend, audio: np.ndarray, generate_kwargs: dict, start_on_voice: bool = False) -> list[Cue]:
@@ -51,20 +63,44 @@ def snapped(cues: list[Cue], audio: np.ndarray) -> list[Cue]:
     return [Cue(c.start, c.end, c.text) for c in moved]
 
 
-def measure(model: str, rows: list[dict], recordings, quiet, language: str, normalize, dtype: str) -> dict:
+def language_accuracy(backend, rows: list[dict], language: str, batch_size: int = 16) -> float:
+    """Percent of the clips in which the model detects `language` (Whisper's language identification)."""
+    extract = LogMelExtractor(backend.processor.feature_extractor)
+    detected = []
+    for first in range(0, len(rows), batch_size):
+        features = torch.stack([torch.from_numpy(extract(decode_row_audio(row["audio"])))
+                                for row in rows[first:first + batch_size]])
+        detected += backend.detect_languages(features)
+    return round(100 * sum(code == language for code in detected) / len(detected), 2)
+
+
+def clip_wer(backend, rows: list[dict], language: str, normalize) -> float:
+    """run_eval.py's clip-by-clip WER (greedy, the language forced)."""
+    transcriber = Transcriber(backend, {**backend.generate_kwargs(language), "num_beams": 1})
+    texts = {t.row["id"]: t.text or "" for t in transcriber(rows)}
+    return round(error_rate([row["text"] for row in rows], [texts[row["id"]] for row in rows], "wer",
+                            normalize).percent, 2)
+
+
+def measure(model: str, rows: list[dict], recordings, quiet, language: str, normalize, dtype: str,
+            retention: tuple[list[dict], str] | None = None) -> dict:
     began = time.perf_counter()
     backend = load_backend(model, dtype=dtype)
     generate_kwargs = backend.generate_kwargs(language)
-    transcriber = Transcriber(backend, {**generate_kwargs, "num_beams": 1})  # as run_eval.py transcribes clips
-    texts = {t.row["id"]: t.text or "" for t in transcriber(rows)}
-    clip_wer = error_rate([row["text"] for row in rows], [texts[row["id"]] for row in rows], "wer", normalize).percent
     raw = [cues_of(backend, r.audio, generate_kwargs) for r in recordings]
     on_quiet = {r.name: cues_of(backend, r.audio, generate_kwargs) for r in quiet}
     scores = score_recordings(recordings, raw, normalize, on_quiet).summary()
     moved = score_recordings(recordings, [snapped(c, r.audio) for c, r in zip(raw, recordings)], normalize).summary()
-    return {"model": model, "clip_wer": round(clip_wer, 2), **scores,
+    kept = {"retention_wer": None, "retention_language_accuracy": None}
+    if retention is not None:
+        retention_rows, retention_language = retention
+        kept = {"retention_wer": clip_wer(backend, retention_rows, retention_language,
+                                          get_normalizer(retention_language)),
+                "retention_language_accuracy": language_accuracy(backend, retention_rows, retention_language)}
+    return {"model": model, "clip_wer": clip_wer(backend, rows, language, normalize), **scores,
             "snapped_cue_start_error_median_s": moved["cue_start_error_median_s"],
             "snapped_cue_start_error_p90_s": moved["cue_start_error_p90_s"],
+            "language_accuracy": language_accuracy(backend, rows, language), **kept,
             "seconds": round(time.perf_counter() - began, 1),
             "cues": [[{"start": c.start, "end": c.end, "text": c.text} for c in found] for found in raw]}
 
@@ -72,7 +108,8 @@ def measure(model: str, rows: list[dict], recordings, quiet, language: str, norm
 def table(results: list[dict]) -> str:
     keys = ["model", "clip_wer", "long_form_wer", "cue_start_error_median_s", "cue_start_error_p90_s",
             "snapped_cue_start_error_median_s", "snapped_cue_start_error_p90_s", "utterances_missed",
-            "cues_outside_audio", "words_on_silence", "words_on_noise", "seconds"]
+            "cues_outside_audio", "words_on_silence", "words_on_noise", "language_accuracy", "retention_wer",
+            "retention_language_accuracy", "seconds"]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join("-" if r[k] is None else str(r[k]) for k in keys) + " |" for r in results]
     return "\n".join(lines)
@@ -90,6 +127,10 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--max_clips", type=int, default=None, help="the first N clips only")
     parser.add_argument("--clips_per_recording", type=int, default=12, help="clips joined into one recording")
     parser.add_argument("--quiet_seconds", type=float, default=60.0, help="length of the silence and noise clips")
+    parser.add_argument("--retention_dataset_name", default=None,
+                        help="clips of what the base model knew (English, say): their WER and language ID")
+    parser.add_argument("--retention_dataset_config_name", default=None, help="its config (en_us, en)")
+    parser.add_argument("--retention_language", default="en", help="their language")
     parser.add_argument("--output", default=None, help="write the numbers (and every cue) here as JSON")
     args = parser.parse_args(argv)
     language = get_language(args.language).code
@@ -100,7 +141,11 @@ def main(argv=None) -> list[dict]:
     quiet = quiet_recordings(args.quiet_seconds)
     print(f"{len(clips)} clips; {len(recordings)} joined recordings of "
           f"{', '.join(f'{r.duration:.0f}' for r in recordings)} s; silence and noise of {args.quiet_seconds:.0f} s")
-    results = [measure(model, rows, recordings, quiet, language, normalize, args.dtype)
+    retention = None
+    if args.retention_dataset_name:
+        retention = (test_rows(args.retention_dataset_name, args.retention_dataset_config_name, args.split,
+                               args.max_clips), get_language(args.retention_language).code)
+    results = [measure(model, rows, recordings, quiet, language, normalize, args.dtype, retention)
                for model in args.model_name_or_path]
     print(table(results))
     if args.output:

@@ -132,4 +132,22 @@ def markdown_table(results: list[dict]) -> str:
                      f"{_number(r.get('audio_hours'), 2)} | {_number(r['wer'], 2)} | "
                      f"{_number(r.get('wer_orthographic'), 2)} | {_number(r.get('cer'), 2)} | "
                      f"{_number(r.get('rtfx'), 1)} |")
+    return "\n".join(lines) + long_form_table(results)
+
+
+def long_form_table(results: list[dict]) -> str:
+    """The long-form scores of run_eval.py --long_form (evaluation/long_form.py), after the clip table; "" without."""
+    scored = [r for r in results if r.get("long_form")]
+    if not scored:
+        return ""
+    lines = ["", "", "Long-form: recordings joined from the test clips, decoded as the app's File tab decodes.", "",
+             "| dataset | recordings | hours | clip WER | long-form WER | cue start median s | cue start p90 s | "
+             "missed | cues outside | words on silence | words on noise |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in scored:
+        f = r["long_form"]
+        lines.append(f"| {r['dataset_name']} | {f['recordings']} | {_number(f['audio_hours'], 3)} | "
+                     f"{_number(r['wer'], 2)} | {_number(f['long_form_wer'], 2)} | "
+                     f"{_number(f['cue_start_error_median_s'], 3)} | {_number(f['cue_start_error_p90_s'], 3)} | "
+                     f"{f['utterances_missed']} | {f['cues_outside_audio']} | {f['words_on_silence']} | "
+                     f"{f['words_on_noise']} |")
     return "\n".join(lines)

@@ -90,10 +90,14 @@ def describe_corpus(corpus: Path) -> str:
             f"not in training, spoken by {voices}.")
 
 
-def evaluate(model: str, corpus: Path, output_dir: Path, max_samples: int | None) -> list[dict]:
-    """The Swedish Common Voice and FLEURS test sets, as a participant evaluates."""
+def evaluate(model: str, corpus: Path, output_dir: Path, max_samples: int | None, long_form: bool = False
+             ) -> list[dict]:
+    """The Swedish Common Voice and FLEURS test sets, as a participant evaluates; with `long_form`, their long-form
+    scores too (run_eval.py --long_form: the test clips joined into recordings of 10)."""
     return run_eval(["--language", "sv", "--common_voice_dir", str(corpus / "common_voice"),
-                     "--fleurs_dir", str(corpus / "fleurs")], model, output_dir, max_samples)
+                     "--fleurs_dir", str(corpus / "fleurs"),
+                     *(["--long_form", "--clips_per_recording", "10"] if long_form else [])],
+                    model, output_dir, max_samples)
 
 
 def evaluate_english(model: str, corpus: Path, output_dir: Path, max_samples: int | None) -> float:
@@ -213,6 +217,19 @@ def variants_table(base: dict, variants: dict[str, dict]) -> list[str]:
     return lines
 
 
+def long_form_table(base: dict, variants: dict[str, dict]) -> list[str]:
+    """One row per model and test set: clip and long-form WER, cue-start error, words on silence and noise."""
+    lines = ["| model | test set | clip WER | long-form WER | cue start median / p90 s | missed | words on silence / "
+             "noise |", "|---|---|---|---|---|---|---|"]
+    for name, scores in {"whisper-base (before)": base, **variants}.items():
+        for r in scores["swedish"]:
+            f = r["long_form"]
+            lines.append(f"| {name} | {r['dataset_name']} {r['config']} | {r['wer']:.1f} | {f['long_form_wer']:.1f} | "
+                         f"{f['cue_start_error_median_s']} / {f['cue_start_error_p90_s']} | {f['utterances_missed']} | "
+                         f"{f['words_on_silence']} / {f['words_on_noise']} |")
+    return lines
+
+
 def plot_variants(base: dict, variants: dict[str, dict], report: Path) -> str:
     plt = pyplot()
 
@@ -251,6 +268,11 @@ def write_report(report: Path, base: dict, variants: dict[str, dict], corpus: Pa
         lines += [flops_line(model_dir, corpus), ""]
     lines += ["## Variants (configs/demo/variants.yaml)", "", *variants_table(base, variants), "",
               f"![variants]({plot_variants(base, variants, report)})", ""]
+    if "long_form" in base["swedish"][0]:
+        lines += ["## Long-form skills (--long_form)", "",
+                  "The test clips joined into recordings of 10 (pauses of 0.3-1.5 s and one of 8 s), decoded as the "
+                  "app's File tab decodes, cue starts as the model gives them; 60 s of silence and of pink noise "
+                  "should get no words (docs/evaluation.md in the kit).", "", *long_form_table(base, variants), ""]
     robustness = []
     if noisy is not None:
         labels = [s.label for s in noisy.sets]
@@ -289,6 +311,9 @@ def main() -> None:
     parser.add_argument("--snr", nargs="+", default=None,
                         help="add a robustness curve: WER of whisper-base and each variant on the Swedish test clips "
                              "with noise at these signal-to-noise ratios in dB ('clean': none), e.g. clean 10 5")
+    parser.add_argument("--long_form", action="store_true",
+                        help="also score each model's long-form skills (run_eval.py --long_form): long-form WER, "
+                             "cue-start error and words on silence and noise, in the report's own table")
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="small",
                         help="small: 100 training sentences, test clips by the training voices; large: 400 training "
                              "sentences, 40 test sentences spoken by 4 voices not in training (give it its own "
@@ -312,7 +337,7 @@ def main() -> None:
     lap("corpus")
     max_samples = 8 if args.quick else None
     noisy = noisy_swedish_test(corpus, out, snrs, max_samples) if snrs else None
-    base = {"swedish": evaluate(BASE_MODEL, corpus, out / "eval_base", max_samples),
+    base = {"swedish": evaluate(BASE_MODEL, corpus, out / "eval_base", max_samples, args.long_form),
             "english": evaluate_english(BASE_MODEL, corpus, out / "eval_base_en", max_samples)}
     if noisy:
         base["robustness"] = evaluate_robustness(BASE_MODEL, noisy, out / "eval_base_robustness")
@@ -334,7 +359,7 @@ def main() -> None:
                       "--max_retention_samples", "4"]
         run_step(f"fine-tuning ({name})", train, REPO)
         lap(f"fine-tuning ({name})")
-        variants[name] = {"swedish": evaluate(str(model_dir), corpus, eval_dir, max_samples),
+        variants[name] = {"swedish": evaluate(str(model_dir), corpus, eval_dir, max_samples, args.long_form),
                           "english": evaluate_english(str(model_dir), corpus, Path(f"{eval_dir}_en"), max_samples),
                           "train": json.loads((model_dir / "train_results.json").read_text()),
                           "model_dir": model_dir, "eval_dir": eval_dir}

@@ -45,3 +45,18 @@ def test_a_folder_from_before_the_marker_counts_as_the_small_corpus(tmp_path, ge
     demo.prepare_corpus(tmp_path / "data", "small")
     assert generated == [("en", {})]  # only the missing English clips
     assert "spoken by the training voices" in demo.describe_corpus(tmp_path / "data")
+
+
+def test_the_demo_report_has_a_long_form_row_per_model_and_test_set():
+    from whisper_finetuning.demo import long_form_table
+
+    def scores(wer: float, long_form_wer: float) -> dict:
+        long_form = {"long_form_wer": long_form_wer, "cue_start_error_median_s": 0.12, "cue_start_error_p90_s": 0.9,
+                     "utterances_missed": 1, "words_on_silence": 0, "words_on_noise": 3}
+        return {"swedish": [{"dataset_name": name, "config": config, "wer": wer, "long_form": long_form}
+                            for name, config in (("Common Voice", "sv-SE"), ("FLEURS", "sv_se"))]}
+
+    lines = long_form_table(scores(60.0, 70.25), {"plain_200": scores(20.0, 31.5)})
+    assert len(lines) == 2 + 4
+    assert lines[2] == "| whisper-base (before) | Common Voice sv-SE | 60.0 | 70.2 | 0.12 / 0.9 | 1 | 0 / 3 |"
+    assert lines[5] == "| plain_200 | FLEURS sv_se | 20.0 | 31.5 | 0.12 / 0.9 | 1 | 0 / 3 |"

@@ -14,7 +14,7 @@ import run_speech_recognition_seq2seq_streaming as train_script
 from whisper_finetuning.data.audio import SAMPLING_RATE
 from whisper_finetuning.offline.convert import build_tokenizer
 from whisper_finetuning.features.targets import (NO_SPEECH_KINDS, TargetSettings, build_labels, choose,
-                                                 no_speech_audio, speech_bounds)
+                                                 no_speech_audio, speech_bounds, timed_labels)
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
 from whisper_finetuning.training.stream import PreviousText
 
@@ -64,6 +64,22 @@ def test_timestamp_labels_replace_notimestamps_by_a_pair_on_the_grid(tokenizer):
     # Past 30 s the last timestamp is used; an end before the start is the start.
     assert tokens(tokenizer, build_labels(tokenizer, text, timestamps=(31.0, 40.0)))[3] == "<|30.00|>"
     assert tokens(tokenizer, build_labels(tokenizer, text, timestamps=(1.0, 0.5)))[-2] == "<|1.00|>"
+
+
+def test_window_labels_put_a_timestamp_pair_around_each_utterance(tokenizer):
+    """A long-form window's labels: one pair per utterance, as Whisper's 30 s training windows, after a prompt."""
+    segments = [(0.419, 2.5, "Hej på dig"), (3.3, 5.0, "Och du"), (6.02, 29.99, "Tack")]
+    labels = timed_labels(tokenizer, segments, prompt="Innan")
+    prompt_ids = [int(i) for i in tokenizer.get_prompt_ids("Innan")]
+    words = [tokens(tokenizer, tokenizer(text, add_special_tokens=False).input_ids) for _, _, text in segments]
+    assert labels[:len(prompt_ids)] == prompt_ids
+    assert tokens(tokenizer, labels[len(prompt_ids):]) == [
+        "<|startoftranscript|>", "<|sv|>", "<|transcribe|>", "<|0.42|>", *words[0], "<|2.50|>", "<|3.30|>", *words[1],
+        "<|5.00|>", "<|6.02|>", *words[2], "<|30.00|>", "<|endoftext|>"]
+    zero = IDS[tokenizer.vocabulary]["<|0.00|>"]
+    assert labels[len(prompt_ids) + 3] == zero + 21  # the tokenizer's ids, v2 or v3: 21 steps of 0.02 s
+    # One segment is exactly the timestamped clip's labels.
+    assert timed_labels(tokenizer, [(0.5, 2.3, "Hej")]) == build_labels(tokenizer, "Hej", timestamps=(0.5, 2.3))
 
 
 def test_prompt_labels_put_the_previous_text_before_the_start_token(tokenizer):

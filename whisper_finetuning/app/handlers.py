@@ -46,8 +46,9 @@ class Handlers:
         return str(srt), str(vtt)
 
     # -- a file or a recording -----------------------------------------------------------------------------------
-    def transcribe_file(self, path: str | None, language: str | None, task: str):
-        """Generator: a status line first, then (transcript, srt, vtt, status)."""
+    def transcribe_file(self, path: str | None, language: str | None, task: str, prompt: str = ""):
+        """Generator: a status line first, then (transcript, srt, vtt, status). `prompt`: text the model reads first
+        (Backend.generate_kwargs)."""
         if not path:
             yield "", None, None, status("Upload an audio file (or record one) first.", warning=True)
             return
@@ -62,7 +63,7 @@ class Handlers:
         duration = len(audio) / SAMPLING_RATE
         yield "", None, None, status(f"Transcribing {format_duration(duration)} of audio from {name} …")
         began = time.perf_counter()
-        cues, problem = self._transcribe(audio, name, language, task)
+        cues, problem = self._transcribe(audio, name, language, task, prompt or "")
         if problem:
             yield "", None, None, status(problem, warning=True)
             return
@@ -71,10 +72,11 @@ class Handlers:
         yield (timed_transcript(cues), srt, vtt,
                status(f"Transcribed {format_duration(duration)} of {name} in {seconds:.1f} s."))
 
-    def _transcribe(self, audio, name: str, language: str | None, task: str) -> tuple[list[Cue], str | None]:
+    def _transcribe(self, audio, name: str, language: str | None, task: str,
+                    prompt: str = "") -> tuple[list[Cue], str | None]:
         """A whole recording's cues by long-form decoding, and None; or no cues and what went wrong."""
         try:
-            generate_kwargs = self.loaded.generate_kwargs(self._language(language), task)
+            generate_kwargs = self.loaded.generate_kwargs(self._language(language), task, prompt)
             segments = transcribe_long(self.loaded, audio, generate_kwargs)
         except ValueError as error:  # e.g. another language on an English-only model
             return [], str(error)

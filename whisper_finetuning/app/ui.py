@@ -30,6 +30,12 @@ def file_outputs():
     return transcript, srt, vtt
 
 
+def prompt_box(elem_id: str):
+    """Text the model reads before the recording, as if it had just heard it (Whisper's initial prompt)."""
+    return gr.Textbox(label="Prompt (optional): names, domain words or a spelling for the model to follow",
+                      placeholder="e.g. Karolinska institutet, Tandläkaren, kvantdator", lines=1, elem_id=elem_id)
+
+
 def build_demo(handlers: Handlers, default_language: str | None = None, max_streams: int = 2) -> gr.Blocks:
     loaded = handlers.loaded
     with gr.Blocks(title="Whisper transcription", analytics_enabled=False) as demo:
@@ -40,21 +46,24 @@ def build_demo(handlers: Handlers, default_language: str | None = None, max_stre
             with gr.Tab("File", id="file"):
                 upload = gr.Audio(sources=["upload"], type="filepath", label="Audio file", elem_id="upload")
                 language, task = language_and_task(loaded, default_language)
+                prompt = prompt_box("file-prompt")
                 run = gr.Button("Transcribe", variant="primary", elem_id="transcribe-file")
                 file_status = gr.HTML(elem_id="file-status")
                 transcript, srt, vtt = file_outputs()
-                run.click(handlers.transcribe_file, [upload, language, task], [transcript, srt, vtt, file_status])
+                run.click(handlers.transcribe_file, [upload, language, task, prompt],
+                          [transcript, srt, vtt, file_status])
 
             with gr.Tab("Microphone", id="microphone"):
                 gr.Markdown("**Record**, then transcribe:")
                 recording = gr.Audio(sources=["microphone"], type="filepath", label="Recording",
                                      elem_id="recording")
                 mic_language, mic_task = language_and_task(loaded, default_language)
+                recording_prompt = prompt_box("recording-prompt")
                 run_recording = gr.Button("Transcribe the recording", variant="primary",
                                           elem_id="transcribe-recording")
                 recording_status = gr.HTML(elem_id="recording-status")
                 rec_transcript, rec_srt, rec_vtt = file_outputs()
-                run_recording.click(handlers.transcribe_file, [recording, mic_language, mic_task],
+                run_recording.click(handlers.transcribe_file, [recording, mic_language, mic_task, recording_prompt],
                                     [rec_transcript, rec_srt, rec_vtt, recording_status])
                 gr.Markdown("**Live captions** from the microphone:")
                 live = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Live microphone",

@@ -17,6 +17,8 @@ from normalizers import get_language
 from ..loading import language_kwargs
 from .words import WINDOW_SECONDS
 
+MAX_PROMPT_TOKENS = 223
+
 
 class ModelFormatError(ValueError):
     """A folder that holds no model the kit can run, or one that cannot be loaded, with what to do instead."""
@@ -38,7 +40,8 @@ class LongTranscript:
 class Backend:
     """`model`: a transformers WhisperForConditionalGeneration or a faster_whisper.WhisperModel, with its
     `generation_config`; `processor`: its WhisperProcessor. `generate_kwargs` everywhere are in transformers' names:
-    language (a code; absent or None: detected), task, and for batches num_beams, max_length, return_timestamps."""
+    language (a code; absent or None: detected), task, prompt_ids (a list of ids from `prompt_ids`: a prompt before
+    each clip, before the first window of a recording), and for batches num_beams, max_length, return_timestamps."""
 
     name = ""  # "transformers" or "ctranslate2": what results.json records
     drops_digital_silence = False  # run_eval.py drops digital silence before this backend's long-form decoding
@@ -60,13 +63,24 @@ class Backend:
         tokens = getattr(self.model.generation_config, "lang_to_id", {})
         return [token.strip("<|>") for token in sorted(tokens, key=tokens.get)]
 
-    def generate_kwargs(self, language: str | None, task: str = "transcribe") -> dict:
-        """Language and task for the three operations; None detects the language (multilingual models)."""
+    def generate_kwargs(self, language: str | None, task: str = "transcribe", prompt: str = "") -> dict:
+        """Language and task for the three operations; None detects the language (multilingual models). A `prompt`
+        (domain words, names, a spelling to follow) conditions the decoding as previous text would."""
         if language is not None:
             language = get_language(language).code
         if language is None and self.is_multilingual:
-            return {"task": task}
-        return language_kwargs(self.model, language, task)
+            kwargs = {"task": task}
+        else:
+            kwargs = language_kwargs(self.model, language, task)
+        if prompt.strip():
+            kwargs["prompt_ids"] = self.prompt_ids(prompt)
+        return kwargs
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """transformers' prompt_ids of a text: <|startofprev|> and the text's tokens (with a leading space), cut to
+        its last 223 tokens, Whisper's limit for previous text (half the decoder's positions, less one)."""
+        ids = [int(token) for token in self.processor.get_prompt_ids(prompt.strip(), return_tensors="np")]
+        return [ids[0], *ids[1:][-MAX_PROMPT_TOKENS:]]
 
     @property
     def compute_type(self) -> str:
@@ -81,6 +95,11 @@ class Backend:
 
     def transcribe_batch(self, features, generate_kwargs: dict) -> list[str]:
         """The stripped texts of a batch of log-mel windows (a float32 tensor [clips, mel bins, 3000 frames])."""
+        raise NotImplementedError
+
+    def detect_languages(self, features) -> list[str]:
+        """The language (a code) Whisper detects in each log-mel window of a batch (a float32 tensor [clips, mel
+        bins, 3000 frames]); "en" for every clip of an English-only model."""
         raise NotImplementedError
 
     def transcribe_long(self, audio, generate_kwargs: dict, guards: dict | None = None,

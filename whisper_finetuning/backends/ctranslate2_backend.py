@@ -33,7 +33,7 @@ from .guards import LONG_FORM_GUARDS, faster_whisper_guards
 from .words import TOKENS_PER_SECOND_LIMIT, WINDOW_SECONDS, WindowTranscript, Word, clip_long_words
 
 TEXT_POSITIONS = 448  # every Whisper decoder's length, prompt included (faster-whisper assumes it too)
-GENERATE_OPTIONS = {"language", "task", "num_beams", "max_length", "return_timestamps"}
+GENERATE_OPTIONS = {"language", "task", "num_beams", "max_length", "return_timestamps", "prompt_ids"}
 HOP_LENGTH = 160  # samples per log-mel frame
 ENCODER_PADDING_SECONDS = 2.0  # silence after the buffer in a shortened encoder input: where the speech ends
 
@@ -50,6 +50,7 @@ class Options(NamedTuple):
     timestamps: bool
     beam_size: int
     max_new_tokens: int  # prompt included, as transformers' max_length
+    prompt_ids: tuple[int, ...]  # <|startofprev|> and the prompt's tokens (Backend.prompt_ids), or ()
 
 
 class CTranslate2Backend(Backend):
@@ -103,12 +104,14 @@ class CTranslate2Backend(Backend):
                           or TEXT_POSITIONS)
         return Options(generate_kwargs.get("language") if multilingual else None,
                        generate_kwargs.get("task") or "transcribe", bool(generate_kwargs.get("return_timestamps")),
-                       generate_kwargs.get("num_beams") or 1, max_new_tokens)
+                       generate_kwargs.get("num_beams") or 1, max_new_tokens,
+                       tuple(generate_kwargs.get("prompt_ids") or ()))
 
     def _prompt(self, language_token: str | None, options: Options) -> list[int]:
-        """<|startoftranscript|> [<|xx|> <|transcribe|>] [<|notimestamps|>], as transformers forces it."""
+        """[<|startofprev|> prompt] <|startoftranscript|> [<|xx|> <|transcribe|>] [<|notimestamps|>], as transformers
+        forces it."""
         tokenizer = self.processor.tokenizer
-        prompt = [tokenizer.convert_tokens_to_ids("<|startoftranscript|>")]
+        prompt = [*options.prompt_ids, tokenizer.convert_tokens_to_ids("<|startoftranscript|>")]
         if self.model.model.is_multilingual:
             prompt += [tokenizer.convert_tokens_to_ids(language_token),
                        tokenizer.convert_tokens_to_ids(f"<|{options.task}|>")]
@@ -120,11 +123,11 @@ class CTranslate2Backend(Backend):
         import ctranslate2
 
         options, whisper = self._options(generate_kwargs), self.model.model
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy(), dtype=np.float32))
         if whisper.is_multilingual and options.language is None:
-            languages = [scores[0][0] for scores in whisper.detect_language(features)]
+            languages = [f"<|{code}|>" for code in self.detect_languages(features)]
         else:
             languages = [f"<|{options.language}|>" if options.language else None] * features.shape[0]
+        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy(), dtype=np.float32))
         prompts = [self._prompt(language, options) for language in languages]
         # transformers generates up to max_length new tokens, as far as the decoder's positions go; CTranslate2
         # generates max_length // 2 (OpenAI's sample_len of n_text_ctx // 2: models/whisper.cc), hence the 2 *.
@@ -132,6 +135,14 @@ class CTranslate2Backend(Backend):
         results = whisper.generate(features, prompts, beam_size=options.beam_size, max_length=2 * new_tokens)
         tokens = [result.sequences_ids[0] for result in results]
         return [text.strip() for text in self.processor.batch_decode(tokens, skip_special_tokens=True)]
+
+    def detect_languages(self, features: torch.Tensor) -> list[str]:
+        import ctranslate2
+
+        if not self.model.model.is_multilingual:
+            return ["en"] * features.shape[0]
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy(), dtype=np.float32))
+        return [scores[0][0].strip("<|>") for scores in self.model.model.detect_language(view)]
 
     def transcribe_long(self, audio: np.ndarray, generate_kwargs: dict, guards: dict | None = None,
                         progress=None) -> LongTranscript:
@@ -145,7 +156,7 @@ class CTranslate2Backend(Backend):
         ctranslate2.set_random_seed(0)  # the temperature fallback samples: the same recording, the same text
         found, _ = self.model.transcribe(np.asarray(audio, dtype=np.float32), language=options.language,
                                          task=options.task, beam_size=options.beam_size, without_timestamps=False,
-                                         **decoding)
+                                         initial_prompt=list(options.prompt_ids[1:]) or None, **decoding)
         segments = []
         for segment in found:  # a generator: each window is decoded when asked for
             segments.append(Segment(float(segment.start), float(segment.end), segment.text))

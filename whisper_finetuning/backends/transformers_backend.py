@@ -82,6 +82,9 @@ class TransformersBackend(Backend):
 
     def _generate(self, features: torch.Tensor, generate_kwargs: dict, **extra):
         features = features.to(self.model.device, self.model.dtype)
+        if generate_kwargs.get("prompt_ids") is not None:
+            generate_kwargs = {**generate_kwargs, "prompt_ids": torch.tensor(generate_kwargs["prompt_ids"],
+                                                                             device=self.model.device)}
         with torch.inference_mode():
             return self.model.generate(features, **{**generate_kwargs, **extra})
 
@@ -90,6 +93,13 @@ class TransformersBackend(Backend):
         if isinstance(tokens, dict):
             tokens = tokens["sequences"]
         return [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
+
+    def detect_languages(self, features: torch.Tensor) -> list[str]:
+        if not self.is_multilingual:
+            return ["en"] * len(features)
+        with torch.inference_mode():
+            ids = self.model.detect_language(input_features=features.to(self.model.device, self.model.dtype))
+        return [token.strip("<|>") for token in self.processor.tokenizer.convert_ids_to_tokens(ids.flatten().tolist())]
 
     def transcribe_long(self, audio: np.ndarray, generate_kwargs: dict, guards: dict | None = None,
                         progress=None) -> LongTranscript:

@@ -56,6 +56,17 @@ class EvalArguments:
         "help": "long-form: give each window the text of the previous one as a prompt (OpenAI's "
                 "condition_on_previous_text, on by default there; dropped after a window decoded at temperature 0.5 "
                 "or more). Off by default: a word made up in silence then spreads to the windows after it"})
+    prompt: str = field(default="", metadata={
+        "help": "text given to the model before each clip (and before the first window of a long recording) as "
+                "previous text: domain words, names, a spelling to follow. Results with a prompt are not comparable "
+                "with results without one: results.json records it"})
+    long_form: bool = field(default=False, metadata={
+        "help": "also score long-form transcription: the first --long_form_max_clips clips of each dataset joined "
+                "into recordings (--clips_per_recording each, pauses of 0.3-1.5 s and one of 8 s) and decoded as the "
+                "app's File tab decodes: long-form WER, cue-start error (median, p90 s), cues outside the audio, "
+                "and the words written on 60 s of silence and of noise (docs/evaluation.md)"})
+    long_form_max_clips: int = field(default=120, metadata={"help": "--long_form: clips joined per dataset"})
+    clips_per_recording: int = field(default=12, metadata={"help": "--long_form: clips per joined recording"})
     output_dir: str = field(default="eval_results", metadata={
         "help": "where results.json, results.md, model_index.yaml and the predictions go"})
     overwrite_output_dir: bool = field(default=False, metadata={
@@ -66,7 +77,8 @@ class EvalArguments:
         "help": "repo whose card to update (default: model_name_or_path)"})
 
     def __post_init__(self):
-        for name in ("batch_size", "num_beams", "max_eval_samples", "generation_max_length"):
+        for name in ("batch_size", "num_beams", "max_eval_samples", "generation_max_length", "long_form_max_clips",
+                     "clips_per_recording"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be at least 1, not {value}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backends.base import Segment as Cue  # a timed piece of a transcript: a subtitle cue
-from ..data.audio import SAMPLING_RATE
+from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
 from ..features.targets import no_speech_audio, speech_bounds
 from ..metrics import error_rate
 
@@ -127,3 +127,40 @@ def score_recordings(recordings: list[LongRecording], cues: list[list[Cue]], nor
     wer = error_rate(references, hypotheses, "wer", normalize).percent
     words = {name: sum(len(normalize(cue.text).split()) for cue in found) for name, found in (quiet or {}).items()}
     return LongFormScores(wer, errors, missed, outside, words.get("silence"), words.get("noise"))
+
+
+def evaluate_long_form(backend, clips: list[tuple[np.ndarray, str]], generate_kwargs: dict, normalize,
+                       clips_per_recording: int = 12, quiet_seconds: float = 60.0, progress=None) -> dict:
+    """The long-form skills of a model (`backends.Backend`): its long-form decoding (the kit's guards, as the app's
+    File tab decodes; cue starts as the model gives them) of the recordings joined from `clips` and of the silence
+    and noise, scored (`LongFormScores.summary`), with the number of recordings and their hours. `progress()` is
+    called after each recording."""
+    recordings = recordings_from_clips(clips, clips_per_recording)
+    quiet = quiet_recordings(quiet_seconds)
+
+    def cues(recording: LongRecording) -> list[Cue]:
+        found = backend.transcribe_long(recording.audio, generate_kwargs).segments
+        if progress is not None:
+            progress()
+        return found
+
+    joined = [cues(recording) for recording in recordings]
+    scores = score_recordings(recordings, joined, normalize, {r.name: cues(r) for r in quiet}).summary()
+    hours = sum(recording.duration for recording in recordings) / 3600
+    return {**scores, "recordings": len(recordings), "audio_hours": round(hours, 4)}
+
+
+def test_clips(rows, max_clips: int) -> list[tuple[np.ndarray, str]]:
+    """(audio, text) of the first `max_clips` readable rows with a transcript, in order (broken rows are left out;
+    the clip-by-clip evaluation counts them)."""
+    clips = []
+    for row in rows:
+        if len(clips) == max_clips:
+            break
+        if row.get("error") or not (row.get("text") or "").strip():
+            continue
+        try:
+            clips.append((decode_row_audio(row["audio"]), row["text"]))
+        except AudioError:
+            continue
+    return clips

@@ -12,6 +12,7 @@ before the duration filter (speed perturbation changes the duration) and the log
 row's (pass, row), which `training.stream.TrainingStream` adds, and the transforms applied are counted.
 """
 
+import itertools
 import logging
 import os
 import threading
@@ -24,7 +25,8 @@ from normalizers import get_target_normalizer
 from ..data.audio import SAMPLING_RATE, AudioError, ShorterThanListedError, check_listed_duration, decode_row_audio
 from ..data.rows import DataSourceError
 from .log_mel import LogMelExtractor
-from .targets import SampleChoice, TargetSettings, build_labels, choose, no_speech_audio, speech_bounds
+from .targets import SampleChoice, TargetSettings, build_labels, choose, no_speech_audio, speech_bounds, timed_labels
+from .windows import lay_out
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def make_preprocessor(processor, language: str, preprocessing_args, max_label_le
                         augment=augment, targets=targets)
 
 class Preprocessor:
-    """Callable for `IterableDataset.map`: adds input_features, labels and skip_reason ("" when kept)."""
+    """Callable on a row: its input_features, labels and skip_reason ("" when kept); `prepare` runs it."""
 
     def __init__(self, processor, settings: FilterSettings | None = None, normalize_text=None,
                  num_threads: int | None = None, augment=None, targets: TargetSettings | None = None):
@@ -88,13 +90,11 @@ class Preprocessor:
     def _skipped(reason: str) -> dict:
         return {"input_features": None, "labels": None, "input_length": 0.0, "skip_reason": reason}
 
-    def batch(self, columns: dict) -> dict:
-        """The batched form for `IterableDataset.map(batched=True)`: rows of the batch are processed in threads."""
+    def process(self, rows: list[dict]) -> list[dict]:
+        """The results of a batch of rows, processed in threads."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.num_threads)  # created lazily: DataLoader workers fork
-        rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-        results = list(self._pool.map(self, rows))
-        return {key: [r[key] for r in results] for key in results[0]} if results else {}
+        return list(self._pool.map(self, rows))
 
     def _broken(self, reason: str, where: str, error: str) -> dict:
         logger.warning("Skipping a broken sample (%s): %s", reason, error)
@@ -107,20 +107,17 @@ class Preprocessor:
 
     def __call__(self, row: dict) -> dict:
         settings = self.settings
+        if row.get("window"):
+            return self._window(row)
         if row.get("error"):
             return self._broken("malformed row", row["id"], row["error"])
         choice = self._target_choice(row)
         text = "" if choice.no_speech else self.normalize_text(row["text"] or "").strip()
         if not text and not choice.no_speech:
             return self._skip("empty text")
-        where = row["audio"].get("path") or row["id"]
-        try:
-            audio = decode_row_audio(row["audio"])
-            check_listed_duration(audio, row["duration"], where)
-        except ShorterThanListedError as error:
-            return self._broken("audio shorter than listed", where, str(error))
-        except AudioError as error:
-            return self._broken("unreadable audio", where, str(error))
+        audio = self._decoded(row)
+        if isinstance(audio, dict):
+            return audio  # a broken sample, counted
         if choice.no_speech:
             audio = no_speech_audio(choice.no_speech, len(audio), choice.noise_seed)
         if self.augment is not None:
@@ -141,6 +138,51 @@ class Preprocessor:
             if self.targets is not None:
                 self.stats.targets.update(kinds)
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
+
+    def _decoded(self, row: dict):
+        """The row's audio, or the skipped result of a broken sample (counted)."""
+        where = row["audio"].get("path") or row["id"]
+        try:
+            audio = decode_row_audio(row["audio"])
+            check_listed_duration(audio, row["duration"], where)
+        except ShorterThanListedError as error:
+            return self._broken("audio shorter than listed", where, str(error))
+        except AudioError as error:
+            return self._broken("unreadable audio", where, str(error))
+        return audio
+
+    def _window(self, row: dict) -> dict:
+        """A long-form window (features/windows.py): its rows decoded (and augmented) one by one, the broken ones
+        counted and left out, laid out with pauses, and labelled with a timestamp pair per utterance. When the labels
+        are longer than the decoder's positions, the last utterances are left out, labels and audio both."""
+        clips = []
+        for part in row["window"]:
+            text = self.normalize_text(part["text"] or "").strip()
+            if not text:
+                self._skip("empty text")
+                continue
+            audio = self._decoded(part)
+            if isinstance(audio, dict):
+                continue
+            clips.append((text, self._augmented(audio, part) if self.augment is not None else audio))
+        prompt = self.normalize_text(row.get("previous_text") or "").strip() if self._target_choice(row).prompt else ""
+        limit = self.settings.max_label_length
+        for count in range(len(clips), 0, -1):
+            audio, segments = lay_out(clips[:count], (row["pass"], row["row"]), self.targets.seed)
+            labels = timed_labels(self.tokenizer, segments, prompt, limit)
+            if segments and len(labels) <= limit:
+                break
+        else:
+            return self._skip("long-form window without a usable utterance")
+        left_out = len(clips) - len(segments)
+        with self.lock:
+            if left_out:
+                self.stats.skipped[f"left out of a long-form window (past 30 s or {limit} label tokens)"] += left_out
+            self.stats.kept[row["dataset"]] += len(segments)
+            self.stats.targets.update(["long-form window", *(["previous-text prompt"] if prompt else [])])
+            self.stats.targets["utterance in a long-form window"] += len(segments)
+        return {"input_features": self.log_mel(audio), "labels": labels, "input_length": len(audio) / SAMPLING_RATE,
+                "skip_reason": ""}
 
     def _target_choice(self, row: dict) -> SampleChoice:
         if self.targets is None:
@@ -199,6 +241,11 @@ class Preprocessor:
 
 
 def prepare(rows, preprocessor: Preprocessor, batch_size: int = 32):
-    """Map rows to model inputs and drop the skipped ones (lazily: nothing is decoded until iterated)."""
-    return rows.map(preprocessor.batch, batched=True, batch_size=batch_size).filter(
-        lambda example: example["skip_reason"] == "")
+    """Rows -> model inputs (each row's columns and the Preprocessor's), the skipped ones dropped: a generator over
+    any iterable of rows, batches of `batch_size` processed in the Preprocessor's threads, nothing decoded before it
+    is asked for."""
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, batch_size)):
+        for row, result in zip(batch, preprocessor.process(batch)):
+            if result["skip_reason"] == "":
+                yield {**row, **result}

@@ -9,7 +9,9 @@ The plain recipe gives every sample `<|startoftranscript|> <|xx|> <|transcribe|>
 - a prompt: `<|startofprev|> previous text` before `<|startoftranscript|>`, as Whisper conditions on the previous
   window's text; the collator leaves the prompt out of the loss (labels -100), as distil-whisper does;
 - no speech: the clip's audio replaced by silence or noise of the same length, with an empty transcript, so the
-  fine-tune learns to write nothing on it.
+  fine-tune learns to write nothing on it;
+- a long-form window: the clip and the rows after it packed into one window of up to 30 s, a timestamp pair around
+  each utterance (features/windows.py), as Whisper's own training data looks.
 Which samples get what is drawn from (seed, pass, row): the same in every run and after a resume, whatever thread
 prepares the sample. The token ids come from the tokenizer (its prefix tokens, `timestamp_ids()`,
 `get_prompt_ids()`), so v2 and v3 vocabularies (whose ids differ) both work.
@@ -38,10 +40,12 @@ class TargetSettings:
     prompt_probability: float = 0.0
     no_speech_probability: float = 0.0
     seed: int = 0
+    long_form_probability: float = 0.0
 
     @property
     def enabled(self) -> bool:
-        return bool(self.timestamp_probability or self.prompt_probability or self.no_speech_probability)
+        return bool(self.timestamp_probability or self.prompt_probability or self.no_speech_probability or
+                    self.long_form_probability)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,13 @@ def choose(settings: TargetSettings, key: tuple[int, ...]) -> SampleChoice:
                             noise_seed=int(generator.integers(2**31)))
     return SampleChoice(timestamps=bool(timestamps < settings.timestamp_probability),
                         prompt=bool(prompt < settings.prompt_probability))
+
+
+def starts_window(settings: TargetSettings, key: tuple[int, ...]) -> bool:
+    """Whether the sample `key` (pass, row) starts a long-form window; a draw of its own, so turning windows on
+    leaves every other draw of `choose` as it was."""
+    generator = np.random.default_rng([settings.seed % 2**32, *(value % 2**32 for value in key), 31])
+    return bool(generator.random() < settings.long_form_probability)
 
 
 def speech_bounds(audio: np.ndarray) -> tuple[float, float] | None:
@@ -105,14 +116,26 @@ def build_labels(tokenizer, text: str, timestamps: tuple[float, float] | None = 
     """The label ids of one sample: [prompt] prefix [timestamp] text [timestamp] <|endoftext|>. The prefix is the
     tokenizer's (language and task as set on it), without <|notimestamps|> when `timestamps` are given. A prompt is
     cut to its last tokens so that the whole fits in `max_length`; it is dropped when nothing of it would fit."""
-    no_timestamps = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
-    prefix = list(tokenizer.prefix_tokens)
-    body = tokenizer(text, add_special_tokens=False).input_ids if text else []
     if timestamps is not None:
-        start, end = timestamps
-        prefix = [token for token in prefix if token != no_timestamps]
-        body = [timestamp_token(tokenizer, start), *body, timestamp_token(tokenizer, max(end, start))]
-    labels = [*prefix, *body, tokenizer.eos_token_id]
+        return timed_labels(tokenizer, [(*timestamps, text)], prompt, max_length)
+    body = tokenizer(text, add_special_tokens=False).input_ids if text else []
+    return with_prompt(tokenizer, [*tokenizer.prefix_tokens, *body, tokenizer.eos_token_id], prompt, max_length)
+
+
+def timed_labels(tokenizer, segments: list[tuple[float, float, str]], prompt: str | None = None,
+                 max_length: int = 448) -> list[int]:
+    """[prompt] prefix, then `<|start|> text <|end|>` for each (start, end, text) segment, then <|endoftext|>: the
+    labels of a clip with timestamps, or of a long-form window with one pair per utterance."""
+    no_timestamps = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
+    labels = [token for token in tokenizer.prefix_tokens if token != no_timestamps]
+    for start, end, text in segments:
+        body = tokenizer(text, add_special_tokens=False).input_ids if text else []
+        labels += [timestamp_token(tokenizer, start), *body, timestamp_token(tokenizer, max(end, start))]
+    return with_prompt(tokenizer, [*labels, tokenizer.eos_token_id], prompt, max_length)
+
+
+def with_prompt(tokenizer, labels: list[int], prompt: str | None, max_length: int) -> list[int]:
+    """`<|startofprev|> prompt` before the labels, cut to its last tokens so that the whole fits in `max_length`."""
     if prompt and prompt.strip():
         prompt_ids = [int(token) for token in tokenizer.get_prompt_ids(prompt, return_tensors="np")]
         room = min(MAX_PROMPT_TOKENS, max_length - len(labels) - 1)

@@ -97,6 +97,10 @@ class TrainingDataArguments:
     no_speech_probability: float = field(default=0.0, metadata={
         "help": "share of training samples whose audio is replaced by silence or noise (white, pink, brown; -60 to "
                 "-30 dBFS) with an empty transcript, so the fine-tune learns to write nothing on them"})
+    long_form_probability: float = field(default=0.0, metadata={
+        "help": "share of training rows that start a long-form window: the row and the rows after it from the same "
+                "dataset packed into one sample of up to 30 s, with pauses and a timestamp pair around each utterance "
+                "(as Whisper's own training data looks), so the fine-tune keeps transcribing long recordings"})
     eval_dataset_name: str | None = field(default=None, metadata={"help": "'+'-separated (default: dataset_name)"})
     eval_dataset_config_name: str | None = field(default=None, metadata={
         "help": "'+'-separated (default: dataset_config_name)"})
@@ -118,14 +122,14 @@ class TrainingDataArguments:
                              "holds features of the clean audio, computed once, while augmentation draws new audio "
                              "for every pass. Drop --feature_cache_dir to augment, or drop --augmentation_config to "
                              "train on the cache")
-        for name in ("timestamp_probability", "prompt_probability", "no_speech_probability"):
+        for name in ("timestamp_probability", "prompt_probability", "no_speech_probability", "long_form_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name} must be in [0, 1], not {getattr(self, name)}")
         if self.feature_cache_dir and (self.timestamp_probability or self.prompt_probability or
-                                       self.no_speech_probability):
-            raise ValueError("--timestamp_probability, --prompt_probability and --no_speech_probability draw each "
-                             "sample's targets per pass, which the feature cache (labels computed once) cannot hold: "
-                             "drop --feature_cache_dir or set them to 0")
+                                       self.no_speech_probability or self.long_form_probability):
+            raise ValueError("--timestamp_probability, --prompt_probability, --no_speech_probability and "
+                             "--long_form_probability draw each sample's targets per pass, which the feature cache "
+                             "(labels computed once) cannot hold: drop --feature_cache_dir or set them to 0")
         for name in ("shuffle_buffer_size", "max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:

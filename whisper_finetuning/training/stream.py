@@ -15,6 +15,7 @@ from ..features import cache
 from ..features.log_mel import compact, expand
 from ..features.preprocessing import Preprocessor, make_preprocessor, prepare
 from ..features.targets import TargetSettings
+from ..features.windows import pack_windows
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def with_replay(specs: list, probabilities: list[float] | None, retention_args, 
     datasets sharing the rest as before; returns (specs, probabilities, relabel) where `relabel` gives the replay
     samples' labels their own language token (the Preprocessor labels everything in the target language)."""
     if not retention_args.replay_probability:
-        return specs, probabilities, lambda examples: examples
+        return specs, probabilities, lambda examples: iter(examples)
     replay = parse_dataset_specs(retention_args.replay_dataset_name, retention_args.replay_dataset_config_name,
                                  retention_args.replay_split_name, retention_args.replay_text_column_name)
     languages = split_plus(retention_args.replay_language, len(replay), "--replay_language")
@@ -112,7 +113,7 @@ def with_replay(specs: list, probabilities: list[float] | None, retention_args, 
         return {"labels": labels}
 
     logger.info("Replay: %.0f %% of the samples from %s", 100 * share, ", ".join(spec.label for spec in replay))
-    return specs + replay, probabilities, lambda examples: examples.map(relabel_one)
+    return specs + replay, probabilities, lambda examples: ({**example, **relabel_one(example)} for example in examples)
 
 
 def train_stream(data_args, preprocessing_args, train_data_args, retention_args, training_args, processor,
@@ -131,11 +132,13 @@ def train_stream(data_args, preprocessing_args, train_data_args, retention_args,
         logger.info("Augmenting the training audio (%s, seed %d): %s", train_data_args.augmentation_config,
                     training_args.seed, augment.config.describe())
     targets = TargetSettings(train_data_args.timestamp_probability, train_data_args.prompt_probability,
-                             train_data_args.no_speech_probability, training_args.seed)
+                             train_data_args.no_speech_probability, training_args.seed,
+                             train_data_args.long_form_probability)
     if targets.enabled:
         logger.info("Training targets: timestamps on %.0f %%, a previous-text prompt on %.0f %%, silence or noise "
-                    "with an empty transcript on %.0f %% of the samples", 100 * targets.timestamp_probability,
-                    100 * targets.prompt_probability, 100 * targets.no_speech_probability)
+                    "with an empty transcript on %.0f %% of the samples; %.0f %% start a long-form window",
+                    100 * targets.timestamp_probability, 100 * targets.prompt_probability,
+                    100 * targets.no_speech_probability, 100 * targets.long_form_probability)
     preprocessor = make_preprocessor(processor, data_args.language, preprocessing_args, max_label_length,
                                      augment=augment, targets=targets)
     rank, world_size = training_args.process_index, training_args.world_size
@@ -150,8 +153,8 @@ def train_stream(data_args, preprocessing_args, train_data_args, retention_args,
             everything = load_mixture(specs, probabilities, train_data_args.stopping_strategy,
                                       seed=training_args.seed, streaming=data_args.streaming)
             rows, _ = balance_rows(rows, balancing_args, training_args.seed, counted=everything)
-        stream = TrainingStream(rows, lambda rows: relabel(prepare(rows, preprocessor)), training_args.seed,
-                                train_data_args.shuffle_buffer_size, max_samples,
+        stream = TrainingStream(rows, lambda rows: relabel(prepare(pack_windows(rows, targets), preprocessor)),
+                                training_args.seed, train_data_args.shuffle_buffer_size, max_samples,
                                 skip_counts=lambda: dict(preprocessor.stats.skipped), finish=preprocessor.finish)
         return stream, preprocessor, specs
 
