@@ -14,11 +14,18 @@ Each model transcribes
 - 60 s of digital silence and 60 s of pink noise: the words it writes there are made up;
 - language identification: the share of the test clips in which it detects --language, and with --retention_*, the
   share of the retention clips (English, say: what the base model knew) in which it detects theirs, and their WER.
-Prints one table (and writes the numbers as JSON with --output).
+Prints one table (and writes the numbers as JSON with --output). With --plot, the metrics against the training step
+of the checkpoints given (RUN/checkpoint-N; the other models, such as the base model, at step 0 of every run).
+--from_json reads earlier --output files instead of measuring, to put runs measured apart into one table and plot:
+
+    python benchmarks/long_form_skills.py --from_json base.json plain.json targets.json --plot long_form_steps.png
 """
 
 import argparse
+import json
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +39,7 @@ from whisper_finetuning.data.sources import load_source
 from whisper_finetuning.evaluation.long_form import Cue, quiet_recordings, recordings_from_clips, score_recordings
 from whisper_finetuning.evaluation.transcriber import Transcriber
 from whisper_finetuning.features.log_mel import LogMelExtractor
+from whisper_finetuning.figures import pyplot, save_png
 from whisper_finetuning.files import write_json_atomic
 from whisper_finetuning.inference.long_audio import transcribe_long
 from whisper_finetuning.inference.subtitles import Cue as SubtitleCue
@@ -115,13 +123,52 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_and_step(model: str) -> tuple[str, int | None]:
+    """(run, step) of a checkpoint folder RUN/checkpoint-N; (name, None) for any other model."""
+    path = Path(model)
+    found = re.fullmatch(r"checkpoint-(\d+)", path.name)
+    return (path.parent.name, int(found.group(1))) if found else (path.name, None)
+
+
+def plot_steps(results: list[dict], path: str) -> Path:
+    """Clip and long-form WER, cue-start error and words on silence + noise against the training step, one colour
+    per run; models that are not checkpoints (the base model) at step 0 of every run."""
+    plt = pyplot()
+    runs: dict[str, list[tuple[int, dict]]] = {}
+    start = [r for r in results if run_and_step(r["model"])[1] is None]
+    for result in results:
+        run, step = run_and_step(result["model"])
+        if step is not None:
+            runs.setdefault(run, []).append((step, result))
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    panels = [("WER %", [("clip_wer", "--", "clip"), ("long_form_wer", "-", "long-form")]),
+              ("cue-start error s", [("cue_start_error_median_s", "--", "median"),
+                                     ("cue_start_error_p90_s", "-", "p90")]),
+              ("words on 60 s of silence + noise", [(None, "-", "")])]
+    for axis, (label, series) in zip(axes, panels):
+        for colour, (run, points) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], sorted(runs.items())):
+            points = sorted([(0, r) for r in start[:1]] + points, key=lambda point: point[0])
+            for key, style, name in series:
+                values = [(r["words_on_silence"] or 0) + (r["words_on_noise"] or 0) if key is None else r[key]
+                          for _, r in points]
+                axis.plot([step for step, _ in points], values, style, marker="o", color=colour,
+                          label=f"{run} {name}".strip())
+        axis.set_xlabel("training step")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return save_png(figure, path)
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name_or_path", "--model", nargs="+", required=True,
+    parser.add_argument("--model_name_or_path", "--model", nargs="+",
                         help="the models to compare (Hub ids, training outputs, checkpoints, exports)")
-    parser.add_argument("--language", required=True, help="language of the test clips (code, name or token)")
+    parser.add_argument("--language", help="language of the test clips (code, name or token)")
     parser.add_argument("--dtype", default="auto", help=DTYPE_HELP)
-    parser.add_argument("--dataset_name", required=True, help="the test clips: a FLEURS or Common Voice folder, ...")
+    parser.add_argument("--dataset_name", help="the test clips: a FLEURS or Common Voice folder, ... ('+' for "
+                                                 "several, one after the other)")
     parser.add_argument("--dataset_config_name", default=None, help="its config (sv_se, sv-SE)")
     parser.add_argument("--split", default="test", help="its split")
     parser.add_argument("--max_clips", type=int, default=None, help="the first N clips only")
@@ -132,7 +179,15 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--retention_dataset_config_name", default=None, help="its config (en_us, en)")
     parser.add_argument("--retention_language", default="en", help="their language")
     parser.add_argument("--output", default=None, help="write the numbers (and every cue) here as JSON")
+    parser.add_argument("--plot", default=None, help="draw the metrics against the training step into this PNG")
+    parser.add_argument("--from_json", nargs="+", default=None,
+                        help="--output files of earlier runs: their table (and --plot) without measuring")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = [result for file in args.from_json for result in json.loads(Path(file).read_text())]
+        return report(results, args)
+    if not (args.model_name_or_path and args.language and args.dataset_name):
+        parser.error("give --model_name_or_path, --language and --dataset_name (or --from_json)")
     language = get_language(args.language).code
     normalize = get_normalizer(language)
     rows = test_rows(args.dataset_name, args.dataset_config_name, args.split, args.max_clips)
@@ -147,9 +202,15 @@ def main(argv=None) -> list[dict]:
                                args.max_clips), get_language(args.retention_language).code)
     results = [measure(model, rows, recordings, quiet, language, normalize, args.dtype, retention)
                for model in args.model_name_or_path]
+    return report(results, args)
+
+
+def report(results: list[dict], args) -> list[dict]:
     print(table(results))
     if args.output:
         write_json_atomic(args.output, results)
+    if args.plot:
+        print(f"Plot: {plot_steps(results, args.plot)}")
     return results
 
 

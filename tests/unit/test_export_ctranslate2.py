@@ -74,6 +74,23 @@ def test_float32_transcripts_are_those_of_the_trained_model(exported, trained, c
     assert len(trained) == 6 and exported_texts == trained and any(trained.values())
 
 
+def test_a_prompt_conditions_both_backends_alike(exported, trained, corpus):
+    """--prompt (Backend.prompt_ids): <|startofprev|> and the text's last 223 tokens, the same ids on both backends,
+    and the same transcripts with it; a random model's text changes with the prompt it reads."""
+    backends = [load_backend(str(trained), dtype="float32"), load_backend(str(exported), device="cpu")]
+    long_prompt = " ".join(f"ord{i}" for i in range(600))
+    ids = [backend.prompt_ids(long_prompt) for backend in backends]
+    assert ids[0] == ids[1] and len(ids[0]) == 224
+    assert backends[0].processor.tokenizer.convert_ids_to_tokens(ids[0][:1]) == ["<|startofprev|>"]
+    assert backends[0].processor.tokenizer.decode(ids[0][1:]).strip().endswith("ord599")
+    clips = rows(corpus)
+    prompted = [transcripts(Transcriber(backend, {**SHORT, **backend.generate_kwargs("sv", prompt="Hej på dig, hur mår "
+                                                                                      "du idag? Tack, bara bra.")},
+                                        batch_size=4), clips) for backend in backends]
+    plain = transcripts(Transcriber(backends[0], SHORT, batch_size=4), clips)
+    assert prompted[0] == prompted[1] and prompted[0] != plain
+
+
 def test_an_exported_model_that_transcribes_worse_fails_the_check(exported, corpus):
     # The same export, once decoding 2 tokens a clip and once 60: the longer transcripts of the random model are
     # insertions, so their WER is far worse than the "trained" ones' and the check must say so.

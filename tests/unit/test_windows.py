@@ -9,7 +9,7 @@ import pytest
 from training_runs import arguments, assert_same_weights, train_stopped_by_sigterm
 
 import run_speech_recognition_seq2seq_streaming as train_script
-from whisper_finetuning.data.audio import SAMPLING_RATE
+from whisper_finetuning.data.audio import SAMPLING_RATE, decode_row_audio
 from whisper_finetuning.data.sources import load_source
 from whisper_finetuning.features.preprocessing import FilterSettings, Preprocessor, prepare
 from whisper_finetuning.features.targets import TargetSettings, speech_bounds, starts_window, timed_labels
@@ -105,7 +105,7 @@ def test_a_window_becomes_one_sample_with_a_timestamp_pair_per_utterance(process
     window = next(pack_windows(rows, ALWAYS))
     assert [r["row"] for r in window["window"]] == [0, 1, 2, 3]
     example, = prepare([window], preprocessor)
-    clips = [(r["text"], preprocessor._decoded(r)) for r in sv_rows[:3]]
+    clips = [(r["text"], decode_row_audio(r["audio"])) for r in sv_rows[:3]]
     audio, segments = lay_out(clips, (0, 3), ALWAYS.seed)
     assert example["labels"] == timed_labels(tokenizer, segments) and len(segments) == 3
     assert example["input_length"] == pytest.approx(len(audio) / SAMPLING_RATE)
@@ -124,7 +124,7 @@ def test_labels_longer_than_the_decoder_leave_the_last_utterances_out(processor,
     limit = len(full["labels"]) - 1
     preprocessor = Preprocessor(processor, FilterSettings(max_label_length=limit), targets=ALWAYS)
     cut, = prepare([window], preprocessor)
-    clips = [(r["text"], preprocessor._decoded(r)) for r in sv_rows[:3]]
+    clips = [(r["text"], decode_row_audio(r["audio"])) for r in sv_rows[:3]]
     audio, segments = lay_out(clips, (0, 3), ALWAYS.seed)
     assert len(cut["labels"]) <= limit and cut["labels"] == timed_labels(tokenizer, segments)
     assert cut["input_length"] == pytest.approx(len(audio) / SAMPLING_RATE)
@@ -155,7 +155,6 @@ def test_a_model_trained_with_windows_runs_long_form_on_both_backends(tiny_model
     --prompt writes the long-form scores and the prompt into results.json and results.md."""
     import run_eval
     from whisper_finetuning.backends.load import load_backend
-    from whisper_finetuning.data.audio import decode_row_audio
     from whisper_finetuning.export.checkpoint import load_for_export
     from whisper_finetuning.export.ctranslate2 import convert_to_ctranslate2
     from whisper_finetuning.inference.long_audio import transcribe_long

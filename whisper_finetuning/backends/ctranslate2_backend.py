@@ -129,10 +129,13 @@ class CTranslate2Backend(Backend):
             languages = [f"<|{options.language}|>" if options.language else None] * features.shape[0]
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy(), dtype=np.float32))
         prompts = [self._prompt(language, options) for language in languages]
-        # transformers generates up to max_length new tokens, as far as the decoder's positions go; CTranslate2
-        # generates max_length // 2 (OpenAI's sample_len of n_text_ctx // 2: models/whisper.cc), hence the 2 *.
+        # transformers generates up to max_length new tokens, as far as the decoder's positions go. CTranslate2
+        # generates at most max_length // 2 (OpenAI's sample_len of n_text_ctx // 2: models/whisper.cc), and stops
+        # when the prompt less its first token and the new tokens reach max_length (measured): with a previous-text
+        # prompt the second limit is the one that binds.
         new_tokens = min(options.max_new_tokens, TEXT_POSITIONS - len(prompts[0]))
-        results = whisper.generate(features, prompts, beam_size=options.beam_size, max_length=2 * new_tokens)
+        max_length = max(2 * new_tokens, len(prompts[0]) - 1 + new_tokens)
+        results = whisper.generate(features, prompts, beam_size=options.beam_size, max_length=max_length)
         tokens = [result.sequences_ids[0] for result in results]
         return [text.strip() for text in self.processor.batch_decode(tokens, skip_special_tokens=True)]
 

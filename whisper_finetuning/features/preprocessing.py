@@ -115,9 +115,9 @@ class Preprocessor:
         text = "" if choice.no_speech else self.normalize_text(row["text"] or "").strip()
         if not text and not choice.no_speech:
             return self._skip("empty text")
-        audio = self._decoded(row)
-        if isinstance(audio, dict):
-            return audio  # a broken sample, counted
+        audio, broken = self._decoded(row)
+        if broken:
+            return broken
         if choice.no_speech:
             audio = no_speech_audio(choice.no_speech, len(audio), choice.noise_seed)
         if self.augment is not None:
@@ -139,17 +139,17 @@ class Preprocessor:
                 self.stats.targets.update(kinds)
         return {"input_features": self.log_mel(audio), "labels": labels, "input_length": duration, "skip_reason": ""}
 
-    def _decoded(self, row: dict):
-        """The row's audio, or the skipped result of a broken sample (counted)."""
+    def _decoded(self, row: dict) -> tuple:
+        """(the row's audio, None), or (None, the skipped result) for a broken sample, counted."""
         where = row["audio"].get("path") or row["id"]
         try:
             audio = decode_row_audio(row["audio"])
             check_listed_duration(audio, row["duration"], where)
         except ShorterThanListedError as error:
-            return self._broken("audio shorter than listed", where, str(error))
+            return None, self._broken("audio shorter than listed", where, str(error))
         except AudioError as error:
-            return self._broken("unreadable audio", where, str(error))
-        return audio
+            return None, self._broken("unreadable audio", where, str(error))
+        return audio, None
 
     def _window(self, row: dict) -> dict:
         """A long-form window (features/windows.py): its rows decoded (and augmented) one by one, the broken ones
@@ -161,8 +161,8 @@ class Preprocessor:
             if not text:
                 self._skip("empty text")
                 continue
-            audio = self._decoded(part)
-            if isinstance(audio, dict):
+            audio, broken = self._decoded(part)
+            if broken:
                 continue
             clips.append((text, self._augmented(audio, part) if self.augment is not None else audio))
         prompt = self.normalize_text(row.get("previous_text") or "").strip() if self._target_choice(row).prompt else ""
