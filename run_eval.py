@@ -29,7 +29,7 @@ from whisper_finetuning.data.mixing import count_samples, load_mixture, parse_da
 from whisper_finetuning.evaluation.arguments import EvalArguments
 from whisper_finetuning.evaluation.interrupt import StopOnSignal
 from whisper_finetuning.evaluation.leaderboard import default_targets
-from whisper_finetuning.evaluation.long_form import evaluate_long_form, test_clips
+from whisper_finetuning.evaluation.long_form import clips_of, evaluate_long_form
 from whisper_finetuning.evaluation.reports import check_output_dir, dataset_label, merge_into_card, write_reports
 from whisper_finetuning.evaluation.scoring import ScoringError, check_scores, evaluate_rows
 from whisper_finetuning.evaluation.transcriber import Throughput, Transcriber
@@ -75,7 +75,9 @@ def main(argv=None) -> list[dict]:
                                            data_args.task))
     if args.prompt.strip():
         generate_kwargs["prompt_ids"] = backend.prompt_ids(args.prompt)
-    long_form_kwargs = {key: generate_kwargs[key] for key in ("language", "task", "prompt_ids") if key in generate_kwargs}
+    # --long_form decodes as the app's File tab does: the language, the task and the prompt, nothing else
+    long_form_kwargs = {key: value for key, value in generate_kwargs.items()
+                        if key in ("language", "task", "prompt_ids")}
     transcriber = Transcriber(backend, generate_kwargs, batch_size=args.batch_size,
                               long_form_kwargs=args.long_form_kwargs(), max_duration=args.max_duration_in_seconds)
 
@@ -106,7 +108,7 @@ def main(argv=None) -> list[dict]:
                 problem = str(error)
                 break
             if args.long_form:  # recordings joined from the first clips, decoded as the app's File tab does
-                clips = test_clips(load_mixture([spec], streaming=data_args.streaming, token=model_args.token),
+                clips = clips_of(load_mixture([spec], streaming=data_args.streaming, token=model_args.token),
                                    args.long_form_max_clips)
                 with tqdm(total=-(-len(clips) // args.clips_per_recording) + 2, desc=f"{label} long-form") as bar:
                     results[-1]["long_form"] = evaluate_long_form(backend, clips, long_form_kwargs, normalization,

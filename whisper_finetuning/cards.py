@@ -142,7 +142,7 @@ def long_form_table(results: list[dict]) -> str:
         return ""
     lines = ["", "", "Long-form: recordings joined from the test clips, decoded as the app's File tab decodes.", "",
              "| dataset | recordings | hours | clip WER | long-form WER | cue start median s | cue start p90 s | "
-             "missed | cues outside | words on silence | words on noise |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "missed | cues outside | words on silence | words on noise |", "|---" * 11 + "|"]
     for r in scored:
         f = r["long_form"]
         lines.append(f"| {r['dataset_name']} | {f['recordings']} | {_number(f['audio_hours'], 3)} | "

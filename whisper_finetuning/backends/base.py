@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from normalizers import get_language
 
+from ..features.targets import MAX_PROMPT_TOKENS
 from ..loading import language_kwargs
 from .words import WINDOW_SECONDS
-
-MAX_PROMPT_TOKENS = 223
 
 
 class ModelFormatError(ValueError):

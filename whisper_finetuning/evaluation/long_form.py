@@ -150,7 +150,7 @@ def evaluate_long_form(backend, clips: list[tuple[np.ndarray, str]], generate_kw
     return {**scores, "recordings": len(recordings), "audio_hours": round(hours, 4)}
 
 
-def test_clips(rows, max_clips: int) -> list[tuple[np.ndarray, str]]:
+def clips_of(rows, max_clips: int) -> list[tuple[np.ndarray, str]]:
     """(audio, text) of the first `max_clips` readable rows with a transcript, in order (broken rows are left out;
     the clip-by-clip evaluation counts them)."""
     clips = []
