@@ -2,6 +2,7 @@
 chosen step, and the comparisons that say two runs ended the same."""
 
 import json
+import math
 import os
 import signal
 
@@ -45,3 +46,20 @@ def assert_same_weights(expected_dir, actual_dir, tolerance: float = 1e-5, file:
     assert expected.keys() == actual.keys()
     for name, tensor in expected.items():
         assert (actual[name] - tensor).abs().max() < tolerance, name
+
+
+def resumes_exactly(tiny_model_dir, corpus, tmp_path, monkeypatch, caplog, steps: int, *flags) -> str:
+    """Train `steps` steps straight, and again stopped by SIGTERM at step 3 and resumed: the same weights, every
+    loss finite. Returns the straight run's log (for what its targets counted)."""
+    common = ["--do_train", "--max_steps", str(steps), "--save_steps", "100", *flags]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    with caplog.at_level("INFO"):
+        train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
+    log = caplog.text
+    train_stopped_by_sigterm(arguments(tiny_model_dir, corpus, interrupted, *common), 3, monkeypatch)
+    train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))
+    assert_same_weights(straight, interrupted)
+    history = json.loads((straight / "trainer_state.json").read_text())["log_history"]
+    found = [entry["loss"] for entry in history if "loss" in entry]
+    assert len(found) == steps and all(math.isfinite(loss) for loss in found)
+    return log

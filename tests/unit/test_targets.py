@@ -2,13 +2,12 @@
 tokenizer in its v2 (whisper-base) and v3 (large-v3, turbo: one more language, every id above it shifted) forms,
 the collator's prompt masking, and a training run with every option on that resumes exactly."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
 from tiny_models import write_v3_tokenizer
-from training_runs import arguments, assert_same_weights, train_stopped_by_sigterm
+from training_runs import arguments, resumes_exactly
 
 import run_speech_recognition_seq2seq_streaming as train_script
 from whisper_finetuning.data.audio import SAMPLING_RATE
@@ -185,18 +184,9 @@ TARGET_FLAGS = ["--timestamp_probability", "0.5", "--prompt_probability", "0.5",
 
 def test_training_with_every_target_option_runs_and_resumes_exactly(tiny_model_dir, corpus, tmp_path, monkeypatch,
                                                                      caplog):
-    common = ["--do_train", "--max_steps", "6", "--save_steps", "100", *TARGET_FLAGS]
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    with caplog.at_level("INFO"):
-        train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
+    log = resumes_exactly(tiny_model_dir, corpus, tmp_path, monkeypatch, caplog, 6, *TARGET_FLAGS)
     for kind in ("timestamps", "previous-text prompt", "no speech"):
-        assert f"with {kind}" in caplog.text, kind
-    train_stopped_by_sigterm(arguments(tiny_model_dir, corpus, interrupted, *common), 3, monkeypatch)
-    train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))
-    assert_same_weights(straight, interrupted)
-    losses = [e["loss"] for e in json.loads((straight / "trainer_state.json").read_text())["log_history"]
-              if "loss" in e]
-    assert len(losses) == 6 and all(np.isfinite(losses))
+        assert f"with {kind}" in log, kind
 
 
 def test_the_targets_are_refused_with_the_feature_cache(tiny_model_dir, corpus, tmp_path):

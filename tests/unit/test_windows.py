@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from training_runs import arguments, assert_same_weights, train_stopped_by_sigterm
+from training_runs import arguments, resumes_exactly
 
 import run_speech_recognition_seq2seq_streaming as train_script
 from whisper_finetuning.data.audio import SAMPLING_RATE, decode_row_audio
@@ -135,18 +135,10 @@ def test_labels_longer_than_the_decoder_leave_the_last_utterances_out(processor,
 def test_training_with_windows_and_mixing_resumes_exactly(tiny_model_dir, corpus, tmp_path, monkeypatch, caplog):
     mixed = ["--dataset_name", f"{corpus / 'common_voice'}+{corpus / 'fleurs'}", "--dataset_config_name",
              "sv-SE+sv_se"]
-    common = ["--do_train", "--max_steps", "6", "--save_steps", "100", *mixed, "--long_form_probability", "0.5",
-              "--timestamp_probability", "0.2", "--prompt_probability", "0.3", "--no_speech_probability", "0.1"]
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    with caplog.at_level("INFO"):
-        train_script.main(arguments(tiny_model_dir, corpus, straight, *common))
-    assert "samples with long-form window" in caplog.text and "utterance in a long-form window" in caplog.text
-    train_stopped_by_sigterm(arguments(tiny_model_dir, corpus, interrupted, *common), 3, monkeypatch)
-    train_script.main(arguments(tiny_model_dir, corpus, interrupted, *common))
-    assert_same_weights(straight, interrupted)
-    losses = [e["loss"] for e in json.loads((straight / "trainer_state.json").read_text())["log_history"]
-              if "loss" in e]
-    assert len(losses) == 6 and all(np.isfinite(losses))
+    log = resumes_exactly(tiny_model_dir, corpus, tmp_path, monkeypatch, caplog, 6, *mixed,
+                          "--long_form_probability", "0.5", "--timestamp_probability", "0.2",
+                          "--prompt_probability", "0.3", "--no_speech_probability", "0.1")
+    assert "samples with long-form window" in log and "utterance in a long-form window" in log
 
 
 def test_a_model_trained_with_windows_runs_long_form_on_both_backends(tiny_model_dir, corpus, tmp_path):
