@@ -28,6 +28,7 @@ from whisper_finetuning.data.balancing import BalancingArguments
 from whisper_finetuning.training.arguments import FineTuningArguments, RetentionArguments, TrainingDataArguments
 from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, checked_checkpoint, last_complete_checkpoint
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
+from whisper_finetuning.training.long_form_check import long_form_check
 from whisper_finetuning.training.model_card import model_card, write_model_card
 from whisper_finetuning.training.model_setup import check_cpu_mixed_precision, load_model_for_training
 from whisper_finetuning.training.retention import (
@@ -91,20 +92,22 @@ def main(argv=None, callbacks=()) -> dict:
     max_label_length = model.config.max_target_positions  # 448 decoder positions (not config.max_length)
 
     # 3. Data: a training stream (from audio, balanced and augmented when asked, or from the feature cache), and
-    #    evaluation sets decoded once: the
-    #    target, and the retention sets of the forgetting guard
+    #    evaluation sets decoded once: the target, and the forgetting guard's retention sets and long-form clips
     train_dataset, train_preprocessor, train_specs = None, None, []
     if training_args.do_train:
         train_dataset, train_preprocessor, train_specs = train_stream(
             data_args, preprocessing_args, train_data_args, retention_args, training_args, processor,
             max_label_length, balancing_args)
-    eval_dataset, retention = None, []
+    eval_dataset, retention, long_form = None, [], None
     if training_args.do_eval:
         eval_dataset = eval_set(data_args, preprocessing_args, train_data_args, processor, max_label_length)
         if not eval_dataset:
             raise ValueError("the evaluation set has no usable sample (see the skip counts above)")
         retention = retention_sets(retention_args, preprocessing_args, processor, max_label_length,
                                    data_args.streaming)
+        long_form = long_form_check(eval_specs(data_args, train_data_args), retention_args.long_form_eval_clips,
+                                    data_args.language, normalization if train_data_args.do_normalize_eval
+                                    else str.strip, data_args.streaming)
 
     # 4. Trainer
     signal_callback = SaveOnSignalCallback()
@@ -116,8 +119,8 @@ def main(argv=None, callbacks=()) -> dict:
         callbacks=[signal_callback, *callbacks], nonfinite=dict(
             skip_nonfinite_steps=finetuning_args.skip_nonfinite_steps, min_loss_scale=finetuning_args.min_loss_scale,
             max_consecutive_overflow_steps=finetuning_args.max_consecutive_overflow_steps),
-        retention_sets=retention, do_normalize_eval=train_data_args.do_normalize_eval)
-    baseline = baseline_scores(trainer, training_args.output_dir) if retention else {}
+        retention_sets=retention, long_form_check=long_form, do_normalize_eval=train_data_args.do_normalize_eval)
+    baseline = baseline_scores(trainer, training_args.output_dir) if retention or long_form else {}
 
     # 5. Train, resuming from the newest valid checkpoint unless told otherwise
     metrics = {}
@@ -172,8 +175,8 @@ def main(argv=None, callbacks=()) -> dict:
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
-        if retention:
-            forgetting = {"rows": before_and_after(retention, baseline, eval_metrics),
+        if retention or long_form:
+            forgetting = {"rows": before_and_after(retention, baseline, eval_metrics, long_form),
                           "warnings": warn_on_forgetting(eval_metrics, baseline,
                                                          retention_args.retention_max_degradation)}
         specs = eval_specs(data_args, train_data_args)

@@ -42,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "language code (e.g. sv); default: detected from the first speech")
     parser.add_argument("--source", required=True, help="stream URL (HTTP/Icecast, HLS .m3u8) or audio file")
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"], help="Whisper's task")
+    parser.add_argument("--prompt", default="", help="names, domain words or a spelling the model reads before "
+                        "every window, ahead of the captions so far (its last 100 tokens)")
     parser.add_argument("--output", default="captions.vtt", help="rolling subtitle file, .vtt or .srt")
     parser.add_argument("--realtime", choices=["auto", "true", "false"], default="auto",
                         help="play the source at real time (auto: finite sources (files, HTTP files with a known "
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
                              read_timeout=args.stall_seconds)
         loaded = load_backend(args.model_name_or_path, dtype=args.dtype)
         windows = None if args.transcribe_whole else ModelWindows(loaded, args.language, args.task,
-                                                                  settings.encoder_seconds)
+                                                                  settings.encoder_seconds, args.prompt)
     except (ModelFormatError, AudioInputError, ValueError) as error:
         raise SystemExit(f"error: {error}")
     if args.transcribe_whole:
@@ -111,7 +113,7 @@ def transcribe_whole(source: AudioSource, loaded, args) -> int:
     """--transcribe_whole: the whole of a finite source, transcribed like the app's File tab."""
     try:
         audio = source.read_whole()
-        segments = transcribe_long(loaded, audio, loaded.generate_kwargs(args.language, args.task))
+        segments = transcribe_long(loaded, audio, loaded.generate_kwargs(args.language, args.task, args.prompt))
     except (AudioInputError, ValueError) as error:
         raise SystemExit(f"error: {error}")
     cues = ordered([Cue(s.start, s.end, s.text) for s in segments])

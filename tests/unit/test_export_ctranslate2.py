@@ -194,7 +194,7 @@ def test_the_app_and_stream_command_run_an_export_as_they_run_the_trained_model(
     inside the window, and a recording over 30 s comes back as ordered segments from faster-whisper's long form."""
     from whisper_finetuning.data.audio import decode_row_audio
     from whisper_finetuning.inference.long_audio import transcribe_long
-    from whisper_finetuning.inference.streaming import ModelWindows
+    from whisper_finetuning.inference.streaming import LIVE_PROMPT_TOKENS, ModelWindows
 
     # Word times need alignment heads that exist in the tiny model (the fixture keeps whisper-base's, which point
     # past its 2 layers x 2 heads: CTranslate2 would read out of bounds).
@@ -217,6 +217,19 @@ def test_the_app_and_stream_command_run_an_export_as_they_run_the_trained_model(
     seconds = len(clip) / 16000
     for word in export_window.words:
         assert 0 <= word.start <= word.end <= seconds + 0.02
+    # A live prompt (the app's live tabs): its last LIVE_PROMPT_TOKENS tokens come before the committed text, and a
+    # long one leaves room for the window's new tokens on both backends.
+    long_prompt = " ".join(["kvantdator"] * 200)
+    for loaded in (loaded_export, loaded_trained):
+        windows, seen = ModelWindows(loaded, "sv", prompt=long_prompt), []
+        assert long_prompt.endswith(windows.prompt) and len(windows.prompt) < len(long_prompt)
+        assert len(loaded.prompt_ids(windows.prompt)) - 1 <= LIVE_PROMPT_TOKENS + 1
+        transcribe = windows.words
+        windows.words = lambda audio, kwargs, prompt: seen.append(prompt) or transcribe(audio, kwargs, prompt)
+        committed = " ".join(["det vi har sagt"] * 12)
+        window = windows(clip, prompt=committed)
+        assert seen == [f"{windows.prompt} {committed}"]
+        assert all(0 <= word.start <= word.end <= seconds + 0.02 for word in window.words)
     long_recording = np.concatenate([clip] * int(np.ceil(40 / seconds)))
     segments = transcribe_long(loaded_export, long_recording, loaded_export.generate_kwargs("sv"))
     assert segments and all(a.start <= b.start for a, b in zip(segments, segments[1:]))

@@ -172,11 +172,12 @@ def test_no_speech_audio_is_silence_or_quiet_noise_of_the_clip_length(kind):
     assert np.array_equal(audio, no_speech_audio(kind, 3 * SAMPLING_RATE, seed=1))
 
 
-def test_previous_text_comes_from_the_row_before_of_the_same_dataset():
+def test_previous_text_comes_from_the_row_before_of_the_same_dataset_or_the_rows_prompt_column():
     previous = PreviousText()
     rows = [{"dataset": "cv", "text": "a"}, {"dataset": "cv", "text": "b"}, {"dataset": "fleurs", "text": "c"},
-            {"dataset": "fleurs", "text": None}, {"dataset": "fleurs", "text": "e"}]
-    assert [previous(row)["previous_text"] for row in rows] == ["", "a", "", "c", ""]
+            {"dataset": "fleurs", "text": None}, {"dataset": "fleurs", "text": "e"},
+            {"dataset": "fleurs", "text": "f", "prompt": "Karolinska"}, {"dataset": "fleurs", "text": "g", "prompt": ""}]
+    assert [previous(row)["previous_text"] for row in rows] == ["", "a", "", "c", "", "Karolinska", "f"]
 
 
 TARGET_FLAGS = ["--timestamp_probability", "0.5", "--prompt_probability", "0.5", "--no_speech_probability", "0.2"]

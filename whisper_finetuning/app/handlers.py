@@ -89,11 +89,14 @@ class Handlers:
         return cues, None
 
     # -- live microphone -----------------------------------------------------------------------------------------
-    def microphone_piece(self, piece, session: MicrophoneCaptions | None, language: str | None, task: str):
+    def microphone_piece(self, piece, session: MicrophoneCaptions | None, language: str | None, task: str,
+                         prompt: str = ""):
+        """`prompt`: read by the model before every window of this recording (taken when it starts)."""
         if piece is None:
             return session, *self._microphone_view(session)
         if session is None or session.done.is_set():
-            session = MicrophoneCaptions(self.loaded, self._language(language), task, self.stream_settings)
+            session = MicrophoneCaptions(self.loaded, self._language(language), task, self.stream_settings,
+                                         prompt or "")
         session.feed(*piece)
         return session, *self._microphone_view(session)
 
@@ -116,10 +119,10 @@ class Handlers:
                 lag_html(session.latest, session.warnings + ([shortfall] if shortfall else []), state))
 
     # -- a stream URL --------------------------------------------------------------------------------------------
-    def caption_stream(self, source: str, language: str | None, task: str, whole: bool = False):
+    def caption_stream(self, source: str, language: str | None, task: str, whole: bool = False, prompt: str = ""):
         """Generator of (captions, lag line, status, srt, vtt) while the stream plays. A finite source (a file, an
         HTTP file, an HLS VOD playlist) plays at real time; with `whole` it is read at once and transcribed like a
-        file instead."""
+        file instead. `prompt`: names or domain words the model reads first (before every window when live)."""
         source = (source or "").strip()
         empty = caption_html([], [])
         if not source:
@@ -128,13 +131,14 @@ class Handlers:
         try:
             audio_source = AudioSource(source, read_timeout=self.stall_seconds)
             transcriber = None if whole else StreamingTranscriber(
-                ModelWindows(self.loaded, self._language(language), task, self.stream_settings.encoder_seconds),
+                ModelWindows(self.loaded, self._language(language), task, self.stream_settings.encoder_seconds,
+                             prompt or ""),
                 self.stream_settings, vad=VoiceActivity())
         except (AudioInputError, ValueError) as error:
             yield empty, "", status(str(error), warning=True), None, None
             return
         if whole:
-            yield from self._transcribe_source_whole(audio_source, language, task)
+            yield from self._transcribe_source_whole(audio_source, language, task, prompt or "")
             return
         yield empty, lag_html(None, [], "connecting"), status(f"Opening {source} …"), None, None
         warnings, files, saved_words, last = [], (None, None), 0, None
@@ -164,7 +168,7 @@ class Handlers:
         yield (caption_html(transcriber.committed, []), lag_html(last, warnings, "stopped"),
                status(f"{ended}.", warning), *files)
 
-    def _transcribe_source_whole(self, audio_source: AudioSource, language: str | None, task: str):
+    def _transcribe_source_whole(self, audio_source: AudioSource, language: str | None, task: str, prompt: str):
         """A finite source read as fast as it comes and transcribed like the File tab's files (live sources are
         refused: they have no end)."""
         source, empty = audio_source.source, caption_html([], [])
@@ -178,7 +182,7 @@ class Handlers:
         yield empty, "", status(f"Transcribing {format_duration(duration)} of {source} whole "
                                 f"({audio_source.describe()}) …"), None, None
         began = time.perf_counter()
-        cues, problem = self._transcribe(audio, source, language, task)
+        cues, problem = self._transcribe(audio, source, language, task, prompt)
         if problem:
             yield empty, "", status(problem, warning=True), None, None
             return

@@ -22,10 +22,10 @@ SHORTFALL_AFTER_SECONDS = 5.0  # judge the audio the page sends against the wall
 
 
 class MicrophoneCaptions:
-    def __init__(self, loaded, language: str | None, task: str, settings: StreamSettings):
+    def __init__(self, loaded, language: str | None, task: str, settings: StreamSettings, prompt: str = ""):
         self.pieces: queue.Queue = queue.Queue()
-        self.transcriber = StreamingTranscriber(ModelWindows(loaded, language, task, settings.encoder_seconds), settings,
-                                                vad=VoiceActivity())
+        windows = ModelWindows(loaded, language, task, settings.encoder_seconds, prompt)
+        self.transcriber = StreamingTranscriber(windows, settings, vad=VoiceActivity())
         self.latest: Update | None = None
         self.warnings: list[str] = []
         self.error: str | None = None

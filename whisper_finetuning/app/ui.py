@@ -68,13 +68,14 @@ def build_demo(handlers: Handlers, default_language: str | None = None, max_stre
                 gr.Markdown("**Live captions** from the microphone:")
                 live = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Live microphone",
                                 elem_id="live-microphone")
+                live_prompt = prompt_box("live-prompt")
                 session = gr.State(None)
                 live_captions = gr.HTML(elem_id="live-captions")
                 live_lag = gr.HTML(elem_id="live-lag")
                 with gr.Row():
                     live_srt = gr.File(label="SRT", elem_id="live-srt")
                     live_vtt = gr.File(label="WebVTT", elem_id="live-vtt")
-                live.stream(handlers.microphone_piece, [live, session, mic_language, mic_task],
+                live.stream(handlers.microphone_piece, [live, session, mic_language, mic_task, live_prompt],
                             [session, live_captions, live_lag], stream_every=0.5, time_limit=None,
                             concurrency_limit=max_streams, show_progress="hidden")
                 live.stop_recording(handlers.microphone_stop, [session],
@@ -85,6 +86,7 @@ def build_demo(handlers: Handlers, default_language: str | None = None, max_stre
                                           "(a file, a podcast link, an HLS VOD playlist) play in real time; live "
                                           "streams are captioned as they arrive", elem_id="stream-source")
                 stream_language, stream_task = language_and_task(loaded, default_language)
+                stream_prompt = prompt_box("stream-prompt")
                 whole = gr.Checkbox(False, label="Transcribe a finite source whole, like the File tab (no live "
                                     "captions: the transcript comes at the end), instead of captioning it as it "
                                     "plays", elem_id="stream-whole")
@@ -97,7 +99,8 @@ def build_demo(handlers: Handlers, default_language: str | None = None, max_stre
                 with gr.Row():
                     stream_srt = gr.File(label="SRT (rolling)")
                     stream_vtt = gr.File(label="WebVTT (rolling)")
-                started = start.click(handlers.caption_stream, [source, stream_language, stream_task, whole],
+                started = start.click(handlers.caption_stream,
+                                      [source, stream_language, stream_task, whole, stream_prompt],
                                       [stream_captions, stream_lag, stream_status, stream_srt, stream_vtt],
                                       concurrency_limit=max_streams, show_progress="hidden")
                 stop.click(None, None, None, cancels=[started])

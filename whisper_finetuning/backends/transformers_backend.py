@@ -25,6 +25,7 @@ from normalizers import get_language
 
 from ..data.audio import SAMPLING_RATE
 from ..features.log_mel import LogMelExtractor
+from ..features.targets import MAX_PROMPT_TOKENS
 from ..loading import choose_dtype, load_whisper
 from .base import Backend, LongTranscript, ModelFormatError, Segment
 from .cpu_attention import enable_fast_cpu_attention
@@ -160,9 +161,13 @@ class WordTranscriber:
             if self.is_multilingual and kwargs.get("language") is None:
                 language_id = int(self.model.detect_language(encoder_outputs=encoder_output)[0])
                 kwargs["language"] = self.tokenizer.convert_ids_to_tokens(language_id).strip("<|>")
-            if prompt.strip():
-                kwargs["prompt_ids"] = torch.tensor(self.processor.get_prompt_ids(prompt), device=self.model.device)
             max_new_tokens = int(TOKENS_PER_SECOND_LIMIT * len(audio) / SAMPLING_RATE) + 8
+            if prompt.strip():
+                # The prompt's last tokens, as many as fit beside the start tokens and the new ones (generate()
+                # refuses more than the decoder's positions; CTranslate2 cuts the same way).
+                ids = self.processor.get_prompt_ids(prompt).tolist()
+                room = max(min(MAX_PROMPT_TOKENS, self.model.config.max_target_positions - max_new_tokens - 5), 1)
+                kwargs["prompt_ids"] = torch.tensor([ids[0], *ids[1:][-room:]], device=self.model.device)
             tokens = self.model.generate(encoder_outputs=encoder_output, max_new_tokens=max_new_tokens, **kwargs)
             text_tokens = [t for t in tokens[0].tolist() if t < self.tokenizer.eos_token_id]
             transcript = self._align(encoder_output.last_hidden_state, text_tokens, kwargs, len(audio))

@@ -33,7 +33,8 @@ def _manifest_row(record: dict, audio_column: str, text_column: str, base: Path,
     return make_row(id=str(record.get("id", record[audio_column])), audio={"path": str(audio_path), "bytes": None},
                     text=str(record[text_column]), speaker_id=str(record.get("speaker_id", "") or ""),
                     gender=normalize_gender(record.get("gender")), accent=str(record.get("accent", "") or ""),
-                    locale=str(record.get("locale", "") or ""), duration=duration, dataset=label)
+                    locale=str(record.get("locale", "") or ""), duration=duration, dataset=label,
+                    prompt=str(record.get("prompt", "") or ""))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The rows every source gives, the errors a source raises, and the small helpers every loader shares.
 
-    id, audio {path, bytes}, text, speaker_id, gender, accent, locale, duration, dataset, error
+    id, audio {path, bytes}, text, speaker_id, gender, accent, locale, duration, dataset, prompt, error
 
 A row the loader cannot read (a TSV line with the wrong number of columns, a JSON line that does not parse, a listed
 file missing from an archive) is still a row: `error` names the file (and line) and what is wrong, and the text is
@@ -21,6 +21,9 @@ FEATURES = Features({
     "locale": Value("string"),
     "duration": Value("float32"),  # seconds when the source says, else -1 (measured after decoding)
     "dataset": Value("string"),
+    # A manifest's or Hub dataset's `prompt` column (names, domain words): the previous-text prompt of the row's
+    # prompted samples (--prompt_probability) instead of the text of the row before; "" elsewhere.
+    "prompt": Value("string"),
     "error": Value("string"),  # "" for a good row; else why the row cannot be used, naming file and line
 })
 COLUMNS = list(FEATURES)
@@ -46,7 +49,8 @@ def normalize_gender(value) -> str:
 
 def make_row(**values) -> dict:
     row = {"id": "", "audio": {"path": None, "bytes": None}, "text": "", "speaker_id": "", "gender": "",
-           "accent": "", "locale": "", "duration": -1.0, "dataset": "", "error": ""}
+           "accent": "", "locale": "", "duration": -1.0, "dataset": "", "prompt": "",
+           "error": ""}
     row.update(values)
     return row
 

@@ -53,7 +53,8 @@ def load_hub(name: str, config: str | None, split: str, text_column: str, audio_
             speaker_id=str(example.get("client_id", example.get("speaker_id", "")) or ""),
             gender=normalize_gender(example.get("gender")),
             accent=str(example.get("accent", example.get("accents", "")) or ""),
-            locale=str(example.get("locale", config or "") or ""), dataset=label or name)
+            locale=str(example.get("locale", config or "") or ""), dataset=label or name,
+            prompt=str(example.get("prompt", "") or ""))
 
     return dataset.map(to_row, remove_columns=columns, features=FEATURES)
 

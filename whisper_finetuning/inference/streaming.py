@@ -30,6 +30,9 @@ from .guards import Guards
 from .vad import WINDOW_SECONDS, VoiceActivity
 
 LEAD_IN_SECONDS = 0.5  # audio kept before speech when a silent buffer is emptied
+# A live prompt's share of the decoder: with the committed text (prompt_chars) and a 25 s buffer's tokens it stays
+# within Whisper's 448 positions.
+LIVE_PROMPT_TOKENS = 100
 
 
 @dataclass
@@ -262,19 +265,25 @@ class ModelWindows:
     """`transcribe(audio, prompt)` for the streaming transcriber with a loaded model (under its lock). Without a
     language, the first window with speech detects it and later windows keep it (a live caption should not switch
     language in the middle of a sentence). `encoder_seconds` below 30 shortens the encoder input (CTranslate2
-    exports only: transformers' Whisper encoder accepts the 30 s window alone)."""
+    exports only: transformers' Whisper encoder accepts the 30 s window alone). `prompt`: names, domain words or a
+    spelling the model reads before every window, ahead of the committed text (its last LIVE_PROMPT_TOKENS tokens)."""
 
     def __init__(self, loaded, language: str | None, task: str = "transcribe",
-                 encoder_seconds: float = MODEL_WINDOW_SECONDS):
+                 encoder_seconds: float = MODEL_WINDOW_SECONDS, prompt: str = ""):
         self.loaded = loaded
         self.words = loaded.window_transcriber(encoder_seconds)
         self.generate_kwargs = loaded.generate_kwargs(language, task)
+        self.prompt = ""
+        if prompt.strip():
+            ids = loaded.prompt_ids(prompt)[1:][-LIVE_PROMPT_TOKENS:]
+            self.prompt = loaded.processor.tokenizer.decode(ids).strip()
 
     @property
     def language(self) -> str | None:
         return self.generate_kwargs.get("language")
 
     def __call__(self, audio: np.ndarray, prompt: str) -> WindowTranscript:
+        prompt = " ".join(text for text in (self.prompt, prompt) if text)
         with self.loaded.lock:
             transcript = self.words(audio, self.generate_kwargs, prompt)
         if self.loaded.is_multilingual and self.generate_kwargs.get("language") is None and transcript.words:

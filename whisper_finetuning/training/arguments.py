@@ -152,6 +152,11 @@ class RetentionArguments:
         "help": "evaluate on the first N samples of each retention dataset"})
     retention_max_degradation: float = field(default=5.0, metadata={
         "help": "warn when a retention WER rises more than this many points above the base model's"})
+    long_form_eval_clips: int = field(default=0, metadata={
+        "help": "at every evaluation, and once with the base model: join the evaluation set's first N clips into "
+                "recordings of 12 (with pauses, one of 8 s) and decode them long-form with 30 s of silence and of "
+                "noise; report long-form WER, cue-start error and words on silence and noise as eval_long_form_*, "
+                "warn when they fall behind the base model's, and put them in the model card (0: off)"})
     replay_dataset_name: str | None = field(default=None, metadata={
         "help": "'+'-separated datasets mixed into the training stream to keep what the base model knew"})
     replay_dataset_config_name: str | None = field(default=None, metadata={"help": "'+'-separated configs"})
@@ -171,6 +176,8 @@ class RetentionArguments:
             raise ValueError(f"--replay_probability must be in [0, 1), not {self.replay_probability}")
         if self.replay_probability and not (self.replay_dataset_name and self.replay_language):
             raise ValueError("--replay_probability needs --replay_dataset_name and --replay_language")
+        if self.long_form_eval_clips < 0:
+            raise ValueError(f"--long_form_eval_clips must be 0 (off) or more, not {self.long_form_eval_clips}")
         if self.max_retention_samples is not None and self.max_retention_samples < 1:
             raise ValueError(f"--max_retention_samples must be at least 1, not {self.max_retention_samples}")
 

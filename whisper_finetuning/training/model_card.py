@@ -53,15 +53,18 @@ def forgetting_section(forgetting: dict | None) -> str:
              "| set | measure | base model | fine-tuned | change |", "|---|---|---|---|---|"]
     for row in forgetting["rows"]:
         before, after = row["before"], row["after"]
-        change = f"{after - before:+.2f}" if before is not None and after is not None else "-"
+        change = "-" if before is None or after is None else _number(after - before, sign="+")
         lines.append(f"| {row['set']} | {row.get('metric', 'WER %')} | {_number(before)} | {_number(after)} | "
                      f"{change} |")
     lines += [""] + [f"Warning: {warning}" for warning in forgetting["warnings"]]
     return "\n".join(lines) + "\n\n"
 
 
-def _number(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _number(value, sign: str = "") -> str:
+    """Counts (words, utterances) as they are, measures with two decimals."""
+    if value is None:
+        return "-"
+    return f"{value:{sign}d}" if isinstance(value, int) else f"{value:{sign}.2f}"
 
 
 def write_model_card(card: ModelCard, output_dir) -> None:

@@ -64,8 +64,9 @@ class TrainingStream(torch.utils.data.IterableDataset):
 
 
 class PreviousText:
-    """Adds `previous_text`: the text of the row before in this pass when it comes from the same dataset, else ""
-    (the previous-text prompt of features/targets.py). Rows are read in order by one process, so it is exact."""
+    """Adds `previous_text`, the prompt of the row's prompted samples (features/targets.py): the row's own `prompt`
+    column when it has one (domain words given with the data), else the text of the row before in this pass when it
+    comes from the same dataset, else "". Rows are read in order by one process, so it is exact."""
 
     def __init__(self):
         self.dataset, self.text = None, ""
@@ -74,7 +75,7 @@ class PreviousText:
         # Rows of the feature cache carry no text (their labels are made): "" throughout.
         previous = self.text if row.get("dataset") == self.dataset else ""
         self.dataset, self.text = row.get("dataset"), row.get("text") or ""
-        return {"previous_text": previous}
+        return {"previous_text": row.get("prompt") or previous}
 
 
 def share_of(total: int | None, rank: int, world_size: int) -> int | None:

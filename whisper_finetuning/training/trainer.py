@@ -55,12 +55,15 @@ class WhisperTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer that reads its own resumable training stream and saves models ready for inference.
 
     `nonfinite`: the NonFiniteGuard settings (skip_nonfinite_steps, min_loss_scale, max_consecutive_overflow_steps).
-    `model_card`: the kit's card, which push_to_hub uploads instead of the Trainer's own."""
+    `model_card`: the kit's card, which push_to_hub uploads instead of the Trainer's own.
+    `retention_sets` and `long_form_check`: the forgetting guard's sets (retention.py, long_form_check.py), evaluated
+    after the target set."""
 
     def __init__(self, *args, nonfinite: dict | None = None, model_card=None, retention_sets=(),
-                 do_normalize_eval: bool = True, **kwargs):
+                 long_form_check=None, do_normalize_eval: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.retention_sets, self.do_normalize_eval = list(retention_sets), do_normalize_eval
+        self.long_form_check = long_form_check  # long_form_check.LongFormCheck or None
         self.data_position = None  # (pass, next row) after the last trained batch
         self.nonfinite_loss = None  # the non-finite loss of the current optimizer step, if any
         self.model_card = model_card
@@ -103,13 +106,21 @@ class WhisperTrainer(Seq2SeqTrainer):
         super().log({**logs, **self.nonfinite_guard.loss_scale_log(logs)}, *args, **kwargs)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **gen_kwargs):
-        """The target set, then each retention set with generation forced to its language (eval_retention_*)."""
+        """The target set, then each retention set with generation forced to its language (eval_retention_*), then
+        the long-form check (eval_long_form_*)."""
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **gen_kwargs)
-        if eval_dataset is not None or metric_key_prefix != "eval" or not self.retention_sets:
+        if eval_dataset is not None or metric_key_prefix != "eval":
             return metrics
+        if self.retention_sets:
+            metrics.update(self._evaluate_retention(ignore_keys, gen_kwargs))
+        if self.long_form_check is not None:
+            metrics.update(self._evaluate_long_form())
+        return metrics
+
+    def _evaluate_retention(self, ignore_keys, gen_kwargs) -> dict:
         generation_config = self.accelerator.unwrap_model(self.model).generation_config
         target_language, target_metrics = generation_config.language, self.compute_metrics
-        wers = []
+        metrics, wers = {}, []
         try:
             for retention in self.retention_sets:
                 generation_config.language = retention.language
@@ -126,6 +137,17 @@ class WhisperTrainer(Seq2SeqTrainer):
             generation_config.language, self.compute_metrics = target_language, target_metrics
         metrics["eval_retention_wer"] = sum(wers) / len(wers)
         self.log({"eval_retention_wer": metrics["eval_retention_wer"]})
+        return metrics
+
+    def _evaluate_long_form(self) -> dict:
+        """The long-form check's metrics (long_form_check.py); none under DeepSpeed ZeRO-3, whose partitioned
+        weights generate only inside its engine, with every process taking part."""
+        if is_deepspeed_zero3_enabled():
+            logger.warning("--long_form_eval_clips is not measured under DeepSpeed ZeRO-3; run_eval.py --long_form "
+                           "scores the saved model")
+            return {}
+        metrics = self.long_form_check.score(self.accelerator.unwrap_model(self.model), self.processing_class)
+        self.log({key: value for key, value in metrics.items() if value is not None})
         return metrics
 
     def language_accuracy(self, samples, language: str) -> float | None:
