@@ -25,10 +25,10 @@ from normalizers import get_normalizer
 from whisper_finetuning.args import DataArguments, ModelArguments, PreprocessingArguments, parse_config_and_flags
 from whisper_finetuning.cards import identify
 from whisper_finetuning.data.balancing import BalancingArguments
+from whisper_finetuning.evaluation.long_form import long_form_check
 from whisper_finetuning.training.arguments import FineTuningArguments, RetentionArguments, TrainingDataArguments
 from whisper_finetuning.training.checkpoints import SaveOnSignalCallback, checked_checkpoint, last_complete_checkpoint
 from whisper_finetuning.training.collator import SpeechSeq2SeqCollator
-from whisper_finetuning.training.long_form_check import long_form_check
 from whisper_finetuning.training.model_card import model_card, write_model_card
 from whisper_finetuning.training.model_setup import check_cpu_mixed_precision, load_model_for_training
 from whisper_finetuning.training.retention import (
@@ -176,7 +176,8 @@ def main(argv=None, callbacks=()) -> dict:
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
         if retention or long_form:
-            forgetting = {"rows": before_and_after(retention, baseline, eval_metrics, long_form),
+            forgetting = {"rows": before_and_after(retention, baseline, eval_metrics,
+                                                   long_form.description if long_form else None),
                           "warnings": warn_on_forgetting(eval_metrics, baseline,
                                                          retention_args.retention_max_degradation)}
         specs = eval_specs(data_args, train_data_args)

@@ -43,8 +43,11 @@ def test_lora_checkpoints_hold_the_adapter_only_and_resume_exactly(tiny_model_di
 
 def test_the_adapter_folder_evaluates_and_merges_into_a_plain_checkpoint(tiny_model_dir, corpus, tmp_path):
     out = tmp_path / "lora"
-    train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "2",
-                                "--save_steps", "100", *LORA, "--learning_rate", "1e-2"))
+    metrics = train_script.main(arguments(tiny_model_dir, corpus, out, "--do_train", "--do_eval", "--max_steps", "2",
+                                          "--save_steps", "100", *LORA, "--learning_rate", "1e-2",
+                                          "--long_form_eval_clips", "3"))
+    # The forgetting guard's long-form check decodes through the peft model as it trains.
+    assert metrics["eval_long_form_wer"] >= 0 and metrics["eval_long_form_words_on_noise"] is not None
     card = ModelCard.load(out / "README.md")
     assert card.data.library_name == "peft" and "lora" in card.data.tags and "LoRA adapter" in card.text
     generation = json.loads((out / "generation_config.json").read_text())

@@ -13,13 +13,17 @@ scored on:
 """
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from ..backends.base import Segment as Cue  # a timed piece of a transcript: a subtitle cue
+from ..backends.transformers_backend import TransformersBackend
 from ..data.audio import SAMPLING_RATE, AudioError, decode_row_audio
+from ..data.mixing import load_mixture
 from ..features.targets import no_speech_audio, speech_bounds
 from ..metrics import error_rate
+from ..training.long_form_guard import CLIPS_PER_RECORDING, PREFIX, QUIET_SECONDS
 
 OUTSIDE_TOLERANCE_SECONDS = 0.5
 
@@ -164,3 +168,41 @@ def clips_of(rows, max_clips: int) -> list[tuple[np.ndarray, str]]:
         except AudioError:
             continue
     return clips
+
+
+@dataclass
+class LongFormCheck:
+    """The forgetting guard's long-form check (training/long_form_guard.py) on the evaluation set's first clips."""
+
+    clips: list[tuple[np.ndarray, str]]  # (16 kHz audio, reference text)
+    language: str
+    normalize: Callable[[str], str]
+
+    @property
+    def description(self) -> str:
+        recordings = -(-len(self.clips) // CLIPS_PER_RECORDING)
+        return f"{len(self.clips)} evaluation clips joined into {recordings} recording{'s' * (recordings > 1)}"
+
+    def score(self, model, processor) -> dict:
+        """The eval_long_form_* metrics of a transformers Whisper model in training (in eval mode meanwhile)."""
+        backend = TransformersBackend(model, processor, "the model in training")
+        was_training = model.training
+        model.eval()
+        try:
+            found = evaluate_long_form(backend, self.clips, backend.generate_kwargs(self.language), self.normalize,
+                                       CLIPS_PER_RECORDING, QUIET_SECONDS)
+        finally:
+            model.train(was_training)
+        return {PREFIX + key.removeprefix("long_form_"): value for key, value in found.items()
+                if key not in ("recordings", "audio_hours")}
+
+
+def long_form_check(specs, max_clips: int, language: str, normalize, streaming: bool = True) -> LongFormCheck | None:
+    """The check on the first `max_clips` readable clips of the evaluation datasets `specs`; None for 0 clips."""
+    if not max_clips:
+        return None
+    clips = clips_of(load_mixture(specs, streaming=streaming), max_clips)
+    if len(clips) < 2:
+        raise ValueError(f"--long_form_eval_clips {max_clips}: the evaluation set has {len(clips)} readable clip(s) "
+                         "with a transcript, and a long-form recording needs at least 2")
+    return LongFormCheck(clips, language, normalize)

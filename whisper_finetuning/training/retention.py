@@ -1,6 +1,6 @@
 """The forgetting guard: retention sets (what the base model knew, e.g. its English), scored with the base model
 once before training and at every evaluation after, with a warning when fine-tuning erodes them; and the long-form
-check of the target language's timestamps and quiet (long_form_check.py), compared with the base model's the same way.
+check of the target language's timestamps and quiet (long_form_guard.py), compared with the base model's the same way.
 
 Metrics: `eval_retention_<lang>_wer` per language and `eval_retention_wer` (their mean). The base model's scores
 (target and retention) are kept in output_dir/baseline_results.json, so a resumed run compares with the same numbers.
@@ -21,7 +21,7 @@ from ..cards import identify
 from ..data.mixing import load_mixture, parse_dataset_specs, split_plus
 from ..features.preprocessing import make_preprocessor, prepare
 from ..files import write_json_atomic
-from .long_form_check import CARD_ROWS, LongFormCheck, long_form_warnings
+from .long_form_guard import long_form_rows, long_form_warnings
 from .stream import EvalSet
 
 logger = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ class _BaselineWhenTrainingBegins(TrainerCallback):
 
 
 def before_and_after(retention: list[RetentionSet], baseline: dict, final: dict,
-                     long_form: LongFormCheck | None = None) -> list[dict]:
+                     long_form_description: str | None = None) -> list[dict]:
     """Rows for the card: the target set and each retention set, WER of the base model and of the fine-tuned one;
-    then the long-form check's measures."""
+    then the long-form check's measures, when it ran on the clips `long_form_description` names."""
     rows = [{"set": "target (the evaluation set above)", "metric": "WER %", "before": baseline.get("eval_wer"),
              "after": final.get("eval_wer")}]
     for r in retention:
@@ -121,15 +121,14 @@ def before_and_after(retention: list[RetentionSet], baseline: dict, final: dict,
                          "metric": f"identified as {r.language}, %",
                          "before": baseline.get(f"{r.prefix}_language_accuracy"),
                          "after": final[f"{r.prefix}_language_accuracy"]})
-    if long_form is not None:
-        rows += [{"set": f"target, long-form: {long_form.description}", "metric": metric, "before": baseline.get(key),
-                  "after": final.get(key)} for metric, key in CARD_ROWS]
+    if long_form_description:
+        rows += long_form_rows(long_form_description, baseline, final)
     return rows
 
 
 def warn_on_forgetting(metrics: dict, baseline: dict, margin: float) -> list[str]:
     """Warnings for retention WERs that rose, or language identifications that fell, more than `margin` points from
-    the base model's, and for long-form skills lost (long_form_check.long_form_warnings)."""
+    the base model's, and for long-form skills lost (long_form_guard.long_form_warnings)."""
     warnings = []
     for key, value in metrics.items():
         per_language = key.startswith("eval_retention_") and key.endswith("_wer") and key != "eval_retention_wer"

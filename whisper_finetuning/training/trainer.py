@@ -56,14 +56,14 @@ class WhisperTrainer(Seq2SeqTrainer):
 
     `nonfinite`: the NonFiniteGuard settings (skip_nonfinite_steps, min_loss_scale, max_consecutive_overflow_steps).
     `model_card`: the kit's card, which push_to_hub uploads instead of the Trainer's own.
-    `retention_sets` and `long_form_check`: the forgetting guard's sets (retention.py, long_form_check.py), evaluated
+    `retention_sets` and `long_form_check`: the forgetting guard's sets (retention.py, long_form_guard.py), evaluated
     after the target set."""
 
     def __init__(self, *args, nonfinite: dict | None = None, model_card=None, retention_sets=(),
                  long_form_check=None, do_normalize_eval: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.retention_sets, self.do_normalize_eval = list(retention_sets), do_normalize_eval
-        self.long_form_check = long_form_check  # long_form_check.LongFormCheck or None
+        self.long_form_check = long_form_check  # evaluation.long_form.LongFormCheck or None
         self.data_position = None  # (pass, next row) after the last trained batch
         self.nonfinite_loss = None  # the non-finite loss of the current optimizer step, if any
         self.model_card = model_card
@@ -140,7 +140,7 @@ class WhisperTrainer(Seq2SeqTrainer):
         return metrics
 
     def _evaluate_long_form(self) -> dict:
-        """The long-form check's metrics (long_form_check.py); none under DeepSpeed ZeRO-3, whose partitioned
+        """The long-form check's metrics (long_form_guard.py); none under DeepSpeed ZeRO-3, whose partitioned
         weights generate only inside its engine, with every process taking part."""
         if is_deepspeed_zero3_enabled():
             logger.warning("--long_form_eval_clips is not measured under DeepSpeed ZeRO-3; run_eval.py --long_form "

@@ -1,4 +1,4 @@
-"""The forgetting guard's long-form check (training/long_form_check.py): its metrics at each evaluation are the
+"""The forgetting guard's long-form check (training/long_form_guard.py, evaluation/long_form.py): its metrics at each evaluation are the
 long-form evaluation of the model as saved, the base model's are kept, the card shows both, and it warns when
 timestamps or the quiet on silence are lost."""
 
@@ -9,8 +9,8 @@ from training_runs import arguments
 
 import run_speech_recognition_seq2seq_streaming as train_script
 from normalizers import get_normalizer
-from whisper_finetuning.training.long_form_check import (CUE_START_DRIFT_SECONDS, QUIET_SECONDS, long_form_check,
-                                                         long_form_warnings)
+from whisper_finetuning.evaluation.long_form import long_form_check
+from whisper_finetuning.training.long_form_guard import CUE_START_DRIFT_SECONDS, QUIET_SECONDS, long_form_warnings
 
 METRICS = ["eval_long_form_wer", "eval_long_form_cue_start_error_median_s", "eval_long_form_cue_start_error_p90_s",
            "eval_long_form_utterances_missed", "eval_long_form_cues_outside_audio",

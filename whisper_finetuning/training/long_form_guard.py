@@ -3,19 +3,11 @@ which clip-by-clip WER does not see (a fine-tune can lose them within 100-200 st
 
 At every evaluation, and once with the base model before training, the first clips of the evaluation set are joined
 into recordings (with pauses, one of 8 s) and decoded long-form as the app's File tab decodes them, with a stretch
-of silence and one of noise; scored as `run_eval.py --long_form` scores (evaluation/long_form.py). Metrics:
+of silence and one of noise (`evaluation.long_form.LongFormCheck`, made by the training script: training comes
+before the backends and the evaluation in the package's stages). Its metrics, compared here with the base model's:
 eval_long_form_wer, eval_long_form_cue_start_error_median_s and _p90_s, eval_long_form_utterances_missed,
 eval_long_form_cues_outside_audio, eval_long_form_words_on_silence and _on_noise.
 """
-
-from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
-
-from ..backends.transformers_backend import TransformersBackend
-from ..data.mixing import load_mixture
-from ..evaluation.long_form import clips_of, evaluate_long_form
 
 PREFIX = "eval_long_form_"
 CLIPS_PER_RECORDING = 12  # as run_eval.py --long_form
@@ -32,40 +24,10 @@ CARD_ROWS = [("long-form WER %", "eval_long_form_wer"),
              (f"words on {QUIET_SECONDS:g} s of noise", "eval_long_form_words_on_noise")]
 
 
-@dataclass
-class LongFormCheck:
-    clips: list[tuple[np.ndarray, str]]  # (16 kHz audio, reference text) of the evaluation set's first clips
-    language: str
-    normalize: Callable[[str], str]
-
-    @property
-    def description(self) -> str:
-        recordings = -(-len(self.clips) // CLIPS_PER_RECORDING)
-        return f"{len(self.clips)} evaluation clips joined into {recordings} recording{'s' * (recordings > 1)}"
-
-    def score(self, model, processor) -> dict:
-        """The eval_long_form_* metrics of a transformers Whisper model (put in eval mode for the decoding)."""
-        backend = TransformersBackend(model, processor, "the model in training")
-        was_training = model.training
-        model.eval()
-        try:
-            found = evaluate_long_form(backend, self.clips, backend.generate_kwargs(self.language), self.normalize,
-                                       CLIPS_PER_RECORDING, QUIET_SECONDS)
-        finally:
-            model.train(was_training)
-        return {PREFIX + key.removeprefix("long_form_"): value for key, value in found.items()
-                if key not in ("recordings", "audio_hours")}
-
-
-def long_form_check(specs, max_clips: int, language: str, normalize, streaming: bool = True) -> LongFormCheck | None:
-    """The check on the first `max_clips` readable clips of the evaluation datasets `specs`; None for 0 clips."""
-    if not max_clips:
-        return None
-    clips = clips_of(load_mixture(specs, streaming=streaming), max_clips)
-    if len(clips) < 2:
-        raise ValueError(f"--long_form_eval_clips {max_clips}: the evaluation set has {len(clips)} readable clip(s) "
-                         "with a transcript, and a long-form recording needs at least 2")
-    return LongFormCheck(clips, language, normalize)
+def long_form_rows(description: str, baseline: dict, final: dict) -> list[dict]:
+    """The card's rows of the long-form check (`description`: which clips, LongFormCheck.description)."""
+    return [{"set": f"target, long-form: {description}", "metric": metric, "before": baseline.get(key),
+             "after": final.get(key)} for metric, key in CARD_ROWS]
 
 
 def long_form_warnings(metrics: dict, baseline: dict) -> list[str]:
