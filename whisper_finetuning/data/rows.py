@@ -49,8 +49,7 @@ def normalize_gender(value) -> str:
 
 def make_row(**values) -> dict:
     row = {"id": "", "audio": {"path": None, "bytes": None}, "text": "", "speaker_id": "", "gender": "",
-           "accent": "", "locale": "", "duration": -1.0, "dataset": "", "prompt": "",
-           "error": ""}
+           "accent": "", "locale": "", "duration": -1.0, "dataset": "", "prompt": "", "error": ""}
     row.update(values)
     return row
 
